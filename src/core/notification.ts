@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import { CallbackError } from '../errors';
+import type { Fields } from './fields';
+import type { CaiboPaymentEvent, CaiboProvider, PaymentStatus, TransactionStatus } from './events';
+
+const digits = z.string().regex(/^\d{1,32}$/, 'must be digits');
+const statusId = z.string().regex(/^\d{1,4}$/, 'must be a numeric status code');
+const decimal = z.string().regex(/^-?\d{1,30}(\.\d{1,30})?$/, 'must be a decimal number');
+const text = z.string().max(10_000);
+
+/**
+ * The documented H2H notification. Only `id` and `paymentRequestStatusId` are required: a
+ * rejected callback is retried and eventually lost, so optional fields stay optional and unknown
+ * status codes pass (they decode to `unknown`).
+ */
+export const notificationSchema = z.object({
+  id: digits,
+  transactionId: digits.optional(),
+  transactionStatusId: statusId.optional(),
+  paymentRequestStatusId: statusId,
+  merchantId: digits.optional(),
+  unit: z.string().regex(/^[A-Za-z0-9]{1,12}$/, 'must be a currency code').optional(),
+  grossAmount: decimal.optional(),
+  fee: decimal.optional(),
+  netAmount: decimal.optional(),
+  referenceId: text.optional(),
+  notes: text.optional(),
+  clientId: text.optional(),
+  clientName: text.optional(),
+  clientEmail: text.optional(),
+  clientPhone: text.optional(),
+  clientMemberId: text.optional(),
+  message: text.optional(),
+  code: text.optional(),
+});
+
+/** The validated notification fields. */
+export type Notification = z.infer<typeof notificationSchema>;
+
+const PAYMENT_STATUS: Record<string, PaymentStatus> = { '1': 'paid', '2': 'unpaid', '3': 'cancelled' };
+const TRANSACTION_STATUS: Record<string, TransactionStatus> = {
+  '0': 'waiting',
+  '1': 'approved',
+  '2': 'declined',
+  '3': 'pending',
+};
+
+/** Decodes `paymentRequestStatusId`; codes Caibo may add later are `unknown`, never an error. */
+export function paymentStatusOf(id: string): PaymentStatus {
+  return PAYMENT_STATUS[id] ?? 'unknown';
+}
+
+/** Decodes `transactionStatusId`; absent or new codes are `unknown`. */
+export function transactionStatusOf(id: string | undefined | null): TransactionStatus {
+  return (id != null && TRANSACTION_STATUS[id]) || 'unknown';
+}
+
+/** `paid` and `cancelled` do not change again; `unpaid` may still become `paid`. */
+export function isFinalPaymentStatus(status: PaymentStatus): boolean {
+  return status === 'paid' || status === 'cancelled';
+}
+
+/**
+ * The dedupe key is the payment state, not the channel:
+ * `paymentRequestId:transactionId:transactionStatusId:paymentRequestStatusId`.
+ */
+export function eventKey(n: {
+  id: string;
+  transactionId?: string | null | undefined;
+  transactionStatusId?: string | null | undefined;
+  paymentRequestStatusId: string;
+}): string {
+  return `${n.id}:${n.transactionId ?? ''}:${n.transactionStatusId ?? ''}:${n.paymentRequestStatusId}`;
+}
+
+/** Empty form values (`transactionId=`) mean "not sent". */
+function withoutEmpty(fields: Fields): Fields {
+  const out: Fields = Object.create(null);
+  for (const name in fields) if (fields[name] !== '') out[name] = fields[name]!;
+  return out;
+}
+
+/** Validates received fields against {@link notificationSchema}, throwing `payload.invalid`. */
+export function parseNotification(fields: Fields): Notification {
+  const result = notificationSchema.safeParse(withoutEmpty(fields));
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'body';
+    const why = issue?.code === 'invalid_type' ? 'is missing or not a string' : (issue?.message ?? 'is invalid');
+    throw new CallbackError('payload.invalid', `Invalid notification: ${where} ${why}`, { expose: true, cause: result.error });
+  }
+  return result.data;
+}
+
+/** What the router knows about a request besides its fields. */
+export interface ReceiptInfo {
+  provider: CaiboProvider;
+  verified: boolean;
+  secretIndex: number | null;
+  receivedAt: Date;
+}
+
+/** Builds the {@link CaiboPaymentEvent} from validated fields. */
+export function normaliseNotification(n: Notification, fields: Fields, info: ReceiptInfo): CaiboPaymentEvent {
+  const paymentStatus = paymentStatusOf(n.paymentRequestStatusId);
+  return {
+    kind: 'payment',
+    provider: info.provider,
+    key: eventKey(n),
+    verified: info.verified,
+    secretIndex: info.secretIndex,
+    data: Object.freeze({ ...fields }),
+    receivedAt: info.receivedAt.toISOString(),
+    paymentRequestId: n.id,
+    transactionId: n.transactionId ?? null,
+    paymentStatus,
+    paymentStatusId: n.paymentRequestStatusId,
+    transactionStatus: transactionStatusOf(n.transactionStatusId),
+    transactionStatusId: n.transactionStatusId ?? null,
+    final: isFinalPaymentStatus(paymentStatus),
+    grossAmount: n.grossAmount ?? null,
+    fee: n.fee ?? null,
+    netAmount: n.netAmount ?? null,
+    currency: n.unit ?? null,
+    referenceId: n.referenceId ?? null,
+    merchantId: n.merchantId ?? null,
+    failure: n.message !== undefined || n.code !== undefined ? { message: n.message ?? null, code: n.code ?? null } : null,
+    notes: n.notes ?? null,
+    client: {
+      id: n.clientId ?? null,
+      name: n.clientName ?? null,
+      email: n.clientEmail ?? null,
+      phone: n.clientPhone ?? null,
+      memberId: n.clientMemberId ?? null,
+    },
+  };
+}

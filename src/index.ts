@@ -1,0 +1,29 @@
+export { caiboCallbacks } from './http/middleware';
+export type { CaiboCallbacksRouter, NextFunction } from './http/middleware';
+export type {
+  CaiboCallbacksOptions,
+  CallbackContext,
+  RejectionContext,
+  ProviderOptions,
+  VerifyInput,
+} from './options';
+export { CallbackError } from './errors';
+export type { CallbackErrorType, CallbackErrorOptions } from './errors';
+export { MemoryStore } from './stores/memory';
+export type { MemoryStoreOptions } from './stores/memory';
+export type { CallbackStore, ClaimResult, ClaimOptions, CompleteOptions } from './stores/types';
+export type {
+  CaiboEvent,
+  CaiboEventBase,
+  CaiboPaymentEvent,
+  CaiboThreeDSEvent,
+  CaiboProvider,
+  CaiboFailure,
+  CaiboClientInfo,
+  PaymentStatus,
+  TransactionStatus,
+} from './core/events';
+export type { Logger } from './logger';
+export { verifySignature, computeSignature } from './core/signature';
+export type { SignatureCheck } from './core/signature';
+export { eventKey } from './core/notification';

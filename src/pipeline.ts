@@ -1,0 +1,303 @@
+import contentType from 'content-type';
+import { CallbackError } from './errors';
+import type { CaiboEvent } from './core/events';
+import { parseBody, parseForm, type BodyFormat, type Fields } from './core/fields';
+import { normaliseNotification, parseNotification, type ReceiptInfo } from './core/notification';
+import { isThreeDSResult, normaliseThreeDS } from './core/three-ds';
+import { verifySignature, type SignatureCheck } from './core/signature';
+import type { CallbackContext, Config, ProviderPolicy, RejectionContext } from './options';
+import type { RouteSpec } from './routes';
+
+/**
+ * The framework-free request pipeline. The adapter calls {@link admit} before reading anything,
+ * {@link bodyFormat} before reading the body, then {@link processRequest} with the raw bytes.
+ */
+
+/** The small view of a request the pipeline needs. */
+export interface RequestView {
+  method: string;
+  route: RouteSpec;
+  /** The path as requested, relative to the mount point. */
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** The raw body exactly as received (empty for GET). */
+  rawBody: Buffer;
+  /** The raw query string after `?`, or `''`. */
+  query: string;
+  /** The body format {@link bodyFormat} chose (ignored for GET). */
+  format: BodyFormat | null;
+  clientIp: string | undefined;
+  receivedAt: Date;
+}
+
+/** How a request ended, for the response, the hooks, the logger and metrics. */
+export type OutcomeKind = 'handled' | 'duplicate' | 'rejected' | 'failed' | 'test';
+
+/** What the adapter writes back. */
+export interface Outcome {
+  kind: OutcomeKind;
+  status: number;
+  body: string;
+  contentType: string;
+  headers: Record<string, string>;
+  event?: CaiboEvent;
+  error?: CallbackError;
+}
+
+const TEXT = 'text/plain; charset=utf-8';
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The policy (signature scheme, allowlist) for a route. */
+export function policyFor(config: Config, route: RouteSpec): ProviderPolicy {
+  return route.provider === null ? config.defaultPolicy : config.providers[route.provider];
+}
+
+/** The cheap checks made before anything is read: method, then source IP. */
+export function admit(config: Config, route: RouteSpec, method: string, clientIp: string | undefined): CallbackError | null {
+  if (!(route.methods as readonly string[]).includes(method)) {
+    return new CallbackError('method.not_allowed', `${method} is not served on ${route.path}`, {
+      headers: { Allow: route.methods.join(', ') },
+    });
+  }
+  if (!policyFor(config, route).allowlist.match(clientIp)) {
+    return new CallbackError('ip.forbidden', `Source address ${clientIp ?? '(unknown)'} is not in allowIps`);
+  }
+  return null;
+}
+
+const FORMAT_OF: Record<string, BodyFormat> = {
+  'application/x-www-form-urlencoded': 'form',
+  'application/json': 'json',
+};
+const UTF8 = new Set(['utf-8', 'utf8', 'us-ascii']);
+
+/**
+ * Chooses how the body will be parsed from its headers, before it is read. Unsupported media
+ * types, charsets and content encodings are refused here: compressed bodies are refused rather
+ * than inflated, so no decompression bomb is ever expanded.
+ */
+export function bodyFormat(route: RouteSpec, headers: RequestView['headers'], method: string): BodyFormat | null | CallbackError {
+  if (method === 'GET') return null;
+  const encoding = headers['content-encoding'];
+  if (encoding !== undefined && String(encoding).trim().toLowerCase() !== 'identity') {
+    return new CallbackError('encoding.unsupported', 'Content-Encoding is not supported; send the body uncompressed', { expose: true });
+  }
+  const header = headers['content-type'];
+  let parsed: contentType.ParsedMediaType;
+  try {
+    if (typeof header !== 'string') throw new Error('no content type');
+    parsed = contentType.parse(header);
+  } catch {
+    return new CallbackError('content_type.unsupported', `Content-Type must be one of: ${accepted(route)}`, { expose: true });
+  }
+  const format = FORMAT_OF[parsed.type];
+  if (format === undefined || !route.accepts.includes(format)) {
+    return new CallbackError('content_type.unsupported', `Content-Type must be one of: ${accepted(route)}`, { expose: true });
+  }
+  const charset = parsed.parameters.charset?.toLowerCase();
+  if (charset !== undefined && !UTF8.has(charset)) {
+    return new CallbackError('charset.unsupported', 'Only the utf-8 charset is supported', { expose: true });
+  }
+  return format;
+}
+
+function accepted(route: RouteSpec): string {
+  return route.accepts.map((f) => (f === 'json' ? 'application/json' : 'application/x-www-form-urlencoded')).join(', ');
+}
+
+function headerValue(headers: RequestView['headers'], name: string): string | string[] | undefined {
+  return headers[name];
+}
+
+/** Runs the route's signature policy over the signed bytes. `null` means the route is not checked. */
+function checkSignature(config: Config, policy: ProviderPolicy, view: RequestView, payload: Buffer): SignatureCheck | null {
+  if (policy.verify === 'off') return null;
+  if (policy.verify === 'default') return verifySignature(payload, headerValue(view.headers, 'x-signature'), config.preparedSecrets);
+  return policy.verify({ payload, rawBody: view.rawBody, query: view.query, headers: view.headers, secrets: config.secrets });
+}
+
+function signatureError(check: SignatureCheck & { ok: false }): CallbackError {
+  return check.reason === 'missing'
+    ? new CallbackError('signature.missing', 'No X-Signature header')
+    : new CallbackError('signature.invalid', 'X-Signature does not match the raw body under any configured secret');
+}
+
+/** Parses the fields and builds the event; throws `payload.*` errors. */
+function toEvent(route: RouteSpec, fields: Fields, info: ReceiptInfo): CaiboEvent {
+  if (route.provider === '3ds' && isThreeDSResult(fields)) return normaliseThreeDS(fields, info);
+  return normaliseNotification(parseNotification(fields), fields, info);
+}
+
+function readFields(view: RequestView): Fields {
+  if (view.method === 'GET') return parseForm(view.query);
+  return parseBody(view.rawBody, view.format ?? 'form');
+}
+
+/** An outcome for a refusal or failure. */
+export function errorOutcome(error: CallbackError, event?: CaiboEvent): Outcome {
+  const kind: OutcomeKind = error.status < 500 ? 'rejected' : 'failed';
+  return { kind, status: error.status, body: error.publicMessage, contentType: TEXT, headers: error.headers, error, ...(event && { event }) };
+}
+
+function ok(kind: OutcomeKind, event: CaiboEvent): Outcome {
+  return { kind, status: 200, body: 'OK', contentType: TEXT, headers: {}, event };
+}
+
+/** Calls a merchant hook without letting it break the response. */
+function safely(config: Config, name: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (error) {
+    config.logger.error({ hook: name, err: describe(error) }, `caibo-callbacks: ${name} hook threw`);
+  }
+}
+
+/** An error's name and message only: never its properties, which may carry request data. */
+export function describe(error: unknown): { name: string; message: string } {
+  return error instanceof Error ? { name: error.name, message: error.message } : { name: 'Error', message: String(error) };
+}
+
+/** Reports an outcome's error through `onRejected` or `onError`. */
+export function report(config: Config, outcome: Outcome, context: RejectionContext): void {
+  const error = outcome.error;
+  if (error === undefined) return;
+  if (error.status < 500) {
+    if (config.onRejected) safely(config, 'onRejected', () => config.onRejected!(error, context));
+  } else if (config.onError) {
+    safely(config, 'onError', () => config.onError!(error, context));
+  }
+}
+
+/** The diagnostic answer of a test route: what was parsed, the signature outcome, the dedupe key. */
+function testReport(config: Config, view: RequestView): Outcome {
+  const policy = config.defaultPolicy;
+  const payload = view.method === 'GET' ? Buffer.from(view.query, 'latin1') : view.rawBody;
+  const sent = headerValue(view.headers, 'x-signature') !== undefined;
+  const check = sent ? checkSignature(config, policy, view, payload) : null;
+  const signature = !sent ? 'missing' : check === null || check.ok ? 'valid' : 'invalid';
+  const report: Record<string, unknown> = {
+    route: view.path,
+    signature,
+    secretIndex: check && check.ok ? check.secretIndex : null,
+  };
+  try {
+    const fields = readFields(view);
+    report.fields = { ...fields };
+    const event = toEvent({ ...view.route, provider: 'caibo' }, fields, {
+      provider: 'caibo',
+      verified: signature === 'valid',
+      secretIndex: check && check.ok ? check.secretIndex : null,
+      receivedAt: view.receivedAt,
+    });
+    report.valid = true;
+    report.key = event.key;
+    if (event.kind === 'payment') {
+      report.paymentStatus = event.paymentStatus;
+      report.transactionStatus = event.transactionStatus;
+      report.final = event.final;
+    }
+  } catch (error) {
+    if (!(error instanceof CallbackError)) throw error;
+    report.valid = false;
+    report.error = { type: error.type, message: error.publicMessage };
+  }
+  if (view.route.report === 'text') {
+    const lines = Object.entries(report).map(([k, v]) => `${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`);
+    return { kind: 'test', status: 200, body: `${lines.join('\n')}\n`, contentType: TEXT, headers: {} };
+  }
+  return { kind: 'test', status: 200, body: JSON.stringify(report), contentType: JSON_TYPE, headers: {} };
+}
+
+/**
+ * Verifies, parses and dedupes one request, and runs the handler for a new event. Never throws:
+ * every failure becomes an {@link Outcome} with the status from the Responses table.
+ */
+export async function processRequest(config: Config, view: RequestView): Promise<Outcome> {
+  if (view.route.report !== undefined) return testReport(config, view);
+  const provider = view.route.provider!;
+  const policy = config.providers[provider];
+
+  // The signature is checked over the raw bytes before anything is parsed.
+  const payload = view.method === 'GET' ? Buffer.from(view.query, 'latin1') : view.rawBody;
+  const check = checkSignature(config, policy, view, payload);
+  if (check !== null && !check.ok) return errorOutcome(signatureError(check));
+
+  let event: CaiboEvent;
+  try {
+    event = toEvent(view.route, readFields(view), {
+      provider,
+      verified: check !== null,
+      secretIndex: check === null ? null : check.secretIndex,
+      receivedAt: view.receivedAt,
+    });
+  } catch (error) {
+    if (error instanceof CallbackError) return errorOutcome(error);
+    throw error;
+  }
+
+  if (config.merchantId !== undefined && event.kind === 'payment' && event.merchantId !== config.merchantId) {
+    return errorOutcome(new CallbackError('merchant.mismatch', 'merchantId does not match the configured merchant'), event);
+  }
+
+  return runOnce(config, event, { provider, clientIp: view.clientIp });
+}
+
+/**
+ * The exactly-once core: claim the key, run the handler, complete the key. A crash or a throw
+ * never marks an event done; a failed claim never runs the handler.
+ */
+export async function runOnce(config: Config, event: CaiboEvent, context: CallbackContext): Promise<Outcome> {
+  const { store } = config;
+  let claim;
+  try {
+    claim = await store.claim(event.key, { leaseMs: config.leaseMs });
+  } catch (cause) {
+    return errorOutcome(unavailable(config, cause), event);
+  }
+  if (claim.status === 'done') {
+    if (config.onDuplicate) safely(config, 'onDuplicate', () => config.onDuplicate!(event, context));
+    return ok('duplicate', event);
+  }
+  if (claim.status === 'in_flight') {
+    return errorOutcome(
+      new CallbackError('event.in_flight', 'The first copy of this event is still being handled', {
+        headers: { 'Retry-After': config.retryAfter },
+        expose: true,
+      }),
+      event,
+    );
+  }
+
+  try {
+    await config.onStatus(event, context);
+  } catch (cause) {
+    await store.release(event.key, claim.token).catch((releaseError: unknown) => {
+      config.logger.error({ key: event.key, err: describe(releaseError) }, 'caibo-callbacks: could not release the claim; the lease will expire instead');
+    });
+    const error = new CallbackError('handler.failed', 'onStatus threw; the claim was released so the next delivery runs it again', { cause });
+    if (config.ackOnError) {
+      const outcome = ok('failed', event);
+      outcome.error = error;
+      return outcome;
+    }
+    return errorOutcome(error, event);
+  }
+
+  try {
+    await store.complete(event.key, claim.token, { retentionMs: config.retentionMs });
+  } catch (cause) {
+    // The handler has run: answering an error would make Caibo redeliver and, once the lease
+    // expires, run it twice. Answer 200 and report the store failure instead.
+    const outcome = ok('handled', event);
+    outcome.error = unavailable(config, cause);
+    return outcome;
+  }
+  return ok('handled', event);
+}
+
+function unavailable(config: Config, cause: unknown): CallbackError {
+  return new CallbackError('store.unavailable', 'The store could not be reached', {
+    cause,
+    headers: { 'Retry-After': config.retryAfter },
+  });
+}
