@@ -1,16 +1,30 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: {
-    index: 'src/index.ts',
-    testing: 'src/testing/index.ts',
-  },
-  format: ['esm', 'cjs'],
+const shared = {
   target: 'node20',
-  // tsup 8 sets baseUrl for its declaration build, which TypeScript 6 deprecates.
-  dts: { compilerOptions: { ignoreDeprecations: '6.0' } },
-  clean: true,
   sourcemap: true,
   splitting: false,
-  outExtension: ({ format }) => (format === 'esm' ? { js: '.mjs', dts: '.d.mts' } : { js: '.cjs', dts: '.d.cts' }),
-});
+} as const;
+
+export default defineConfig([
+  {
+    ...shared,
+    // The library: every public entry point, as ESM and CJS with declarations.
+    entry: {
+      index: 'src/index.ts',
+      testing: 'src/testing/index.ts',
+    },
+    format: ['esm', 'cjs'],
+    clean: true,
+    // tsup 8 sets baseUrl for its declaration build, which TypeScript 6 deprecates.
+    dts: { compilerOptions: { ignoreDeprecations: '6.0' } },
+    outExtension: ({ format }) => (format === 'esm' ? { js: '.mjs', dts: '.d.mts' } : { js: '.cjs', dts: '.d.cts' }),
+  },
+  {
+    ...shared,
+    // The `caibo-callbacks` binary: CJS only, no declarations.
+    entry: { cli: 'src/cli/main.ts' },
+    format: ['cjs'],
+    outExtension: () => ({ js: '.cjs' }),
+  },
+]);
