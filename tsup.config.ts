@@ -13,8 +13,14 @@ export default defineConfig([
     entry: {
       index: 'src/index.ts',
       testing: 'src/testing/index.ts',
+      redis: 'src/stores/redis.ts',
+      postgres: 'src/stores/postgres.ts',
+      sqlite: 'src/stores/sqlite.ts',
     },
     format: ['esm', 'cjs'],
+    // The SQLite store loads better-sqlite3 with createRequire(__filename); the shim defines
+    // __filename in the ESM build.
+    shims: true,
     clean: true,
     // tsup 8 sets baseUrl for its declaration build, which TypeScript 6 deprecates.
     dts: { compilerOptions: { ignoreDeprecations: '6.0' } },

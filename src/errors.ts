@@ -21,9 +21,19 @@ export type CallbackErrorType =
   | 'payload.invalid'
   | 'request.aborted'
   | 'request.size.invalid'
+  | 'request.timeout'
+  | 'https.required'
   | 'body.already_parsed'
   | 'handler.failed'
-  | 'store.unavailable';
+  | 'handler.timeout'
+  | 'inbox.undecryptable'
+  | 'store.unavailable'
+  | 'api.unauthorized'
+  | 'api.not_found'
+  | 'api.rate_limited'
+  | 'api.unavailable'
+  | 'api.timeout'
+  | 'api.invalid_response';
 
 const STATUS: Record<CallbackErrorType, number> = {
   'event.in_flight': 409,
@@ -41,9 +51,20 @@ const STATUS: Record<CallbackErrorType, number> = {
   'payload.invalid': 400,
   'request.aborted': 400,
   'request.size.invalid': 400,
+  'request.timeout': 408,
+  'https.required': 403,
   'body.already_parsed': 500,
   'handler.failed': 500,
+  'handler.timeout': 503,
+  'inbox.undecryptable': 500,
   'store.unavailable': 503,
+  // Status-API client errors carry the upstream status (or the gateway status that describes it).
+  'api.unauthorized': 401,
+  'api.not_found': 404,
+  'api.rate_limited': 429,
+  'api.unavailable': 503,
+  'api.timeout': 504,
+  'api.invalid_response': 502,
 };
 
 /**
@@ -66,9 +87,19 @@ const PUBLIC_MESSAGE: Record<CallbackErrorType, string> = {
   'payload.invalid': 'Invalid payload',
   'request.aborted': 'Request aborted',
   'request.size.invalid': 'Request size did not match Content-Length',
+  'request.timeout': 'Request Timeout',
+  'https.required': 'HTTPS Required',
   'body.already_parsed': 'Internal Server Error',
   'handler.failed': 'Internal Server Error',
+  'handler.timeout': 'Service Unavailable',
+  'inbox.undecryptable': 'Internal Server Error',
   'store.unavailable': 'Service Unavailable',
+  'api.unauthorized': 'Caibo status API refused the API key',
+  'api.not_found': 'Payment request not found',
+  'api.rate_limited': 'Caibo status API rate limit reached',
+  'api.unavailable': 'Caibo status API unavailable',
+  'api.timeout': 'Caibo status API timed out',
+  'api.invalid_response': 'Caibo status API answered with an unexpected response',
 };
 
 /** Options for {@link CallbackError}. */

@@ -24,6 +24,15 @@ export type {
   TransactionStatus,
 } from './core/events';
 export type { Logger } from './logger';
+export type { RateLimitOptions } from './security/rate-limit';
+export type { WarningCode } from './security/warnings';
+export type { MetricsSnapshot, RouteLatencySnapshot, CallbackRates, ResponseTimeSnapshot } from './metrics';
 export { verifySignature, computeSignature } from './core/signature';
 export type { SignatureCheck } from './core/signature';
 export { eventKey } from './core/notification';
+export { CaiboClient } from './client/caibo-client';
+export type { CaiboClientOptions } from './client/caibo-client';
+export type { PaymentStatusResponse } from './core/status';
+export type { ReconcileResult } from './reconcile';
+export type { PaymentState, PaymentStateStore } from './stores/types';
+export type { CaiboRoute } from './core/events';

@@ -7,6 +7,7 @@ import { isThreeDSResult, normaliseThreeDS } from './core/three-ds';
 import { verifySignature, type SignatureCheck } from './core/signature';
 import type { CallbackContext, Config, ProviderPolicy, RejectionContext } from './options';
 import type { RouteSpec } from './routes';
+import type { InboxStore, PaymentState } from './stores/types';
 
 /**
  * The framework-free request pipeline. The adapter calls {@link admit} before reading anything,
@@ -31,7 +32,7 @@ export interface RequestView {
 }
 
 /** How a request ended, for the response, the hooks, the logger and metrics. */
-export type OutcomeKind = 'handled' | 'duplicate' | 'rejected' | 'failed' | 'test';
+export type OutcomeKind = 'handled' | 'queued' | 'duplicate' | 'stale' | 'rejected' | 'failed' | 'test';
 
 /** What the adapter writes back. */
 export interface Outcome {
@@ -52,17 +53,30 @@ export function policyFor(config: Config, route: RouteSpec): ProviderPolicy {
   return route.provider === null ? config.defaultPolicy : config.providers[route.provider];
 }
 
-/** The cheap checks made before anything is read: method, then source IP. */
-export function admit(config: Config, route: RouteSpec, method: string, clientIp: string | undefined): CallbackError | null {
+/** The first cheap check: is the method served on this route? */
+export function checkMethod(route: RouteSpec, method: string): CallbackError | null {
   if (!(route.methods as readonly string[]).includes(method)) {
     return new CallbackError('method.not_allowed', `${method} is not served on ${route.path}`, {
       headers: { Allow: route.methods.join(', ') },
     });
   }
+  return null;
+}
+
+/** The source-address check, made before anything is read. */
+export function checkSource(config: Config, route: RouteSpec, clientIp: string | undefined): CallbackError | null {
   if (!policyFor(config, route).allowlist.match(clientIp)) {
     return new CallbackError('ip.forbidden', `Source address ${clientIp ?? '(unknown)'} is not in allowIps`);
   }
   return null;
+}
+
+/**
+ * The cheap checks made before anything is read: method, then source IP. (The HTTP adapter
+ * runs them separately, with the rate limit between them.)
+ */
+export function admit(config: Config, route: RouteSpec, method: string, clientIp: string | undefined): CallbackError | null {
+  return checkMethod(route, method) ?? checkSource(config, route, clientIp);
 }
 
 const FORMAT_OF: Record<string, BodyFormat> = {
@@ -239,7 +253,34 @@ export async function processRequest(config: Config, view: RequestView): Promise
     return errorOutcome(new CallbackError('merchant.mismatch', 'merchantId does not match the configured merchant'), event);
   }
 
-  return runOnce(config, event, { provider, clientIp: view.clientIp });
+  return deliver(config, event, { provider, clientIp: view.clientIp });
+}
+
+/**
+ * Hands a verified event to the handler path of the configured mode: run it now (inline) or
+ * write it to the inbox for the worker (deferred). Callbacks and status-API polls both come
+ * through here, so they share one dedupe.
+ */
+export function deliver(config: Config, event: CaiboEvent, context: CallbackContext): Promise<Outcome> {
+  return config.deferred === null ? runOnce(config, event, context) : enqueue(config, config.deferred.inbox, event, context);
+}
+
+/**
+ * Deferred mode: the event is written to the durable inbox before the 200; the worker runs the
+ * handler. A store failure answers 503 so Caibo retries: nothing is acknowledged unrecorded.
+ */
+async function enqueue(config: Config, inbox: InboxStore, event: CaiboEvent, context: CallbackContext): Promise<Outcome> {
+  let result;
+  try {
+    result = await inbox.enqueue(event.key, config.codec.encode(event), { retentionMs: config.retentionMs });
+  } catch (cause) {
+    return errorOutcome(unavailable(config, cause), event);
+  }
+  if (result === 'duplicate') {
+    if (config.onDuplicate) safely(config, 'onDuplicate', () => config.onDuplicate!(event, context));
+    return ok('duplicate', event);
+  }
+  return ok('queued', event);
 }
 
 /**
@@ -267,14 +308,53 @@ export async function runOnce(config: Config, event: CaiboEvent, context: Callba
       event,
     );
   }
+  const token = claim.token;
 
+  let stale: PaymentState | null = null;
   try {
-    await config.onStatus(event, context);
+    stale = await staleAgainst(config, event);
   } catch (cause) {
-    await store.release(event.key, claim.token).catch((releaseError: unknown) => {
-      config.logger.error({ key: event.key, err: describe(releaseError) }, 'caibo-callbacks: could not release the claim; the lease will expire instead');
-    });
-    const error = new CallbackError('handler.failed', 'onStatus threw; the claim was released so the next delivery runs it again', { cause });
+    await releaseQuietly(config, event.key, token);
+    return errorOutcome(unavailable(config, cause), event);
+  }
+  if (stale !== null) {
+    // Acknowledged, recorded as done (a redelivery is a duplicate), but not delivered as a regression.
+    const current = stale;
+    if (config.onStale) safely(config, 'onStale', () => config.onStale!(event, current));
+    return complete(config, event, token, ok('stale', event));
+  }
+
+  const controller = new AbortController();
+  const handlerRun = runHandler(config, event, { ...context, signal: controller.signal });
+  let timer: NodeJS.Timeout | undefined;
+  const budget = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), config.handlerTimeoutMs);
+    // The budget alone must not keep the process alive; the request and handler do that.
+    timer.unref();
+  });
+  const first = await Promise.race([handlerRun, budget]);
+  clearTimeout(timer);
+
+  if (first === 'timeout') {
+    controller.abort(new CallbackError('handler.timeout', `onStatus did not finish within ${config.handlerTimeoutMs} ms`));
+    // The lease still holds: a retry meanwhile gets 409. When the handler settles, its key is
+    // completed or released, so the next retry is a duplicate or runs it again.
+    void handlerRun.then((result) =>
+      result === 'ok'
+        ? complete(config, event, token, ok('handled', event)).then((late) => late.error && report(config, late, { provider: context.provider, path: '', clientIp: context.clientIp, event }))
+        : releaseQuietly(config, event.key, token),
+    );
+    return errorOutcome(
+      new CallbackError('handler.timeout', `onStatus did not finish within ${config.handlerTimeoutMs} ms; Caibo will retry`, {
+        headers: { 'Retry-After': config.retryAfter },
+      }),
+      event,
+    );
+  }
+
+  if (first !== 'ok') {
+    await releaseQuietly(config, event.key, token);
+    const error = new CallbackError('handler.failed', 'onStatus threw; the claim was released so the next delivery runs it again', { cause: first.error });
     if (config.ackOnError) {
       const outcome = ok('failed', event);
       outcome.error = error;
@@ -282,17 +362,55 @@ export async function runOnce(config: Config, event: CaiboEvent, context: Callba
     }
     return errorOutcome(error, event);
   }
+  return complete(config, event, token, ok('handled', event));
+}
 
+/** Runs the handler, turning a throw into a value so a late settle never becomes an unhandled rejection. */
+async function runHandler(config: Config, event: CaiboEvent, context: CallbackContext): Promise<'ok' | { error: unknown }> {
   try {
-    await store.complete(event.key, claim.token, { retentionMs: config.retentionMs });
-  } catch (cause) {
-    // The handler has run: answering an error would make Caibo redeliver and, once the lease
-    // expires, run it twice. Answer 200 and report the store failure instead.
-    const outcome = ok('handled', event);
-    outcome.error = unavailable(config, cause);
-    return outcome;
+    await config.onStatus(event, context);
+    return 'ok';
+  } catch (error) {
+    return { error };
   }
-  return ok('handled', event);
+}
+
+/**
+ * The ordering guard: for a non-final payment event, the last final state of its payment
+ * request, if one was recorded (the event is then stale); `null` otherwise.
+ */
+async function staleAgainst(config: Config, event: CaiboEvent): Promise<PaymentState | null> {
+  if (!config.orderingGuard || event.kind !== 'payment' || event.final) return null;
+  const current = await config.paymentStates.getPaymentState(event.paymentRequestId);
+  return current !== null && current.key !== event.key ? current : null;
+}
+
+/**
+ * Marks the key done and, for a final payment state, records it for the ordering guard. The
+ * handler has run by now: a store failure here must not turn into an error answer (Caibo would
+ * redeliver and, once the lease expires, run it twice), so the outcome stays 200 and the
+ * failure is reported.
+ */
+async function complete(config: Config, event: CaiboEvent, token: string, outcome: Outcome): Promise<Outcome> {
+  try {
+    await config.store.complete(event.key, token, { retentionMs: config.retentionMs });
+    if (config.orderingGuard && event.kind === 'payment' && event.final && outcome.kind === 'handled') {
+      await config.paymentStates.setPaymentState(
+        event.paymentRequestId,
+        { key: event.key, paymentStatus: event.paymentStatus, transactionStatus: event.transactionStatus, receivedAt: event.receivedAt },
+        { retentionMs: config.retentionMs },
+      );
+    }
+  } catch (cause) {
+    outcome.error = unavailable(config, cause);
+  }
+  return outcome;
+}
+
+async function releaseQuietly(config: Config, key: string, token: string): Promise<void> {
+  await config.store.release(key, token).catch((releaseError: unknown) => {
+    config.logger.error({ key, err: describe(releaseError) }, 'caibo-callbacks: could not release the claim; the lease will expire instead');
+  });
 }
 
 function unavailable(config: Config, cause: unknown): CallbackError {

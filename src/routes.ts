@@ -1,11 +1,11 @@
-import type { CaiboProvider } from './core/events';
+import type { CaiboRoute } from './core/events';
 
 /** What a route does with a request. */
 export interface RouteSpec {
   /** The path relative to the mount point. */
   path: string;
   /** The provider for callback routes; `null` for the test routes. */
-  provider: CaiboProvider | null;
+  provider: CaiboRoute | null;
   /** Served methods, for matching and the `Allow` header. */
   methods: readonly ('GET' | 'POST')[];
   /** Body formats accepted on POST. */

@@ -2,7 +2,6 @@ import request from 'supertest';
 import { formBody, sampleNotification, signPayload } from '../../src/testing';
 
 // The example requires 'caibo-callbacks' (the package's own name), which resolves to dist/.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { createApp } = require('./app.js') as {
   createApp: (o: object) => { app: import('express').Express; orders: Map<string, { status: string; amount?: string }> };
 };

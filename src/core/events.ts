@@ -3,8 +3,11 @@
  * Caibo ids have 17 digits and `Number('16772761082427695')` is `16772761082427696`.
  */
 
-/** The route (provider) a callback arrived on. */
-export type CaiboProvider = 'caibo' | 'caibo-gateway' | 'caibowh' | '3ds';
+/** The callback routes, each a provider whose signature scheme and allowlist can be overridden. */
+export type CaiboRoute = 'caibo' | 'caibo-gateway' | 'caibowh' | '3ds';
+
+/** Where an event came from: a callback route, or `status-api` for a state learned by polling. */
+export type CaiboProvider = CaiboRoute | 'status-api';
 
 /** Payment request status: `paymentRequestStatusId` 1 paid, 2 unpaid, 3 cancelled. */
 export type PaymentStatus = 'paid' | 'unpaid' | 'cancelled' | 'unknown';

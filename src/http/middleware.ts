@@ -1,8 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CallbackError } from '../errors';
 import { resolveOptions, type CaiboCallbacksOptions, type Config, type RejectionContext } from '../options';
-import { admit, bodyFormat, describe, errorOutcome, processRequest, report, type Outcome } from '../pipeline';
+import { bodyFormat, checkMethod, checkSource, describe, errorOutcome, processRequest, report, type Outcome } from '../pipeline';
 import { routeTable, type RouteSpec } from '../routes';
+import { reconcile, ReconcileScheduler, type ReconcileResult } from '../reconcile';
+import { DeferredWorker, type DeferredEntry } from '../deferred/worker';
+import { CallbackMetrics, type MetricsSnapshot } from '../metrics';
+import { markOutcome } from './outcome-header';
+import { isHttps } from '../security/https';
+import { redactText } from '../security/redact';
+import { requestWarnings, startupWarnings } from '../security/warnings';
+import type { CaiboEvent } from '../core/events';
 import { clientIp } from './client-ip';
 import { readBody, type MaybeParsedRequest } from './read-body';
 import { respond } from './respond';
@@ -16,8 +24,29 @@ export type NextFunction = (error?: unknown) => void;
  */
 export interface CaiboCallbacksRouter {
   (req: IncomingMessage, res: ServerResponse, next?: NextFunction): void;
-  /** Closes the store (if it has `close`) and stops taking requests: later requests answer 503. */
-  close(): Promise<void>;
+  /**
+   * Graceful shutdown: stops taking new work (later requests answer 503, so Caibo retries them
+   * elsewhere or later), waits up to `timeoutMs` (default 10 s) for requests in flight, stops the
+   * reconcile timer and closes the store (if it has `close`).
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Looks payment requests up with the status API (`client` option) and passes each state through
+   * the same dedupe, ordering guard and handler as callbacks.
+   */
+  reconcile(ids: readonly string[]): Promise<ReconcileResult[]>;
+  /** Deferred mode: events acknowledged and not yet handled (pending or running), oldest first. */
+  pending(limit?: number): Promise<DeferredEntry[]>;
+  /** Deferred mode: events that exhausted `maxAttempts`. */
+  dead(limit?: number): Promise<DeferredEntry[]>;
+  /** Deferred mode: runs a dead event again (attempts reset). Resolves `false` if `key` is not dead. */
+  replay(key: string): Promise<boolean>;
+  /**
+   * Counts since the router was created: received, handled, duplicate, rejected and failed
+   * callbacks, each error `type`, a latency histogram per route, and the success, error and
+   * retry rates and response time Caibo's guide asks merchants to monitor.
+   */
+  metrics(): MetricsSnapshot;
 }
 
 function looksLikeRequest(value: unknown): boolean {
@@ -42,6 +71,7 @@ function splitUrl(url: string): [path: string, query: string] {
 export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRouter {
   if (looksLikeRequest(options)) {
     // app.use(caiboCallbacks) without the call: Express calls us with (req, res, next).
+    // eslint-disable-next-line prefer-rest-params -- the public signature takes one argument; a misuse passes three
     const next = arguments[2] as NextFunction | undefined;
     const error = new TypeError(
       'caiboCallbacks was mounted without being called: use app.use("/callbacks", caiboCallbacks({ secret, allowIps, onStatus }))',
@@ -52,10 +82,36 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
   }
   const config = resolveOptions(options);
   const routes = routeTable(config.testEndpoints);
+  startupWarnings(config.warner, {
+    allowAll: Object.values(config.providers).some((p) => p.allowlist === config.defaultPolicy.allowlist && p.allowlist.allowAll),
+    production: process.env.NODE_ENV === 'production',
+  });
+  const checkedApps = new WeakSet<object>();
   let closed = false;
-  const ready: Promise<void> | undefined = config.store.init?.();
-  // An init failure surfaces on each request as store.unavailable, not as an unhandled rejection.
-  ready?.catch(() => undefined);
+  const inflight = new Set<Promise<void>>();
+  const scheduler = config.reconcileEvery === undefined ? undefined : new ReconcileScheduler(config, config.reconcileEvery);
+  const worker = config.deferred === null ? undefined : new DeferredWorker(config, config.deferred);
+  const metrics = new CallbackMetrics();
+  let initFailed = false;
+  const startInit = (): Promise<void> | undefined => {
+    const attempt = config.store.init?.();
+    // An init failure surfaces on each request as store.unavailable, not as an unhandled rejection.
+    attempt?.catch(() => {
+      initFailed = true;
+    });
+    return attempt;
+  };
+  let ready: Promise<void> | undefined = startInit();
+  /** The store's init; after a failure (the store was down at start) the next request tries again. */
+  const whenReady = (): Promise<void> | undefined => {
+    if (initFailed) {
+      initFailed = false;
+      ready = startInit();
+    }
+    return ready;
+  };
+  // The worker's first poll picks up what a previous process left: expired leases, due retries.
+  if (worker !== undefined) void Promise.resolve(ready).then(() => worker.start(), () => worker.start());
 
   const router = function caiboCallbacksRouter(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
     const [path, query] = splitUrl(req.url ?? '/');
@@ -68,17 +124,44 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
       }
       return;
     }
-    handle(config, route, path, query, req, res, () => closed, ready).catch((error: unknown) => {
-      // Unreachable by design (the pipeline turns failures into outcomes); kept so a bug answers 500, not a hang.
-      config.logger.error({ err: describe(error) }, 'caibo-callbacks: unexpected failure');
-      respond(res, errorOutcome(new CallbackError('handler.failed', 'Unexpected failure', { cause: error })));
-    });
+    requestWarnings(config.warner, req as Parameters<typeof requestWarnings>[1], checkedApps);
+    const work: Promise<void> = handle(config, route, path, query, req, res, () => closed, whenReady(), metrics, scheduler, worker)
+      .catch((error: unknown) => {
+        // Unreachable by design (the pipeline turns failures into outcomes); kept so a bug answers 500, not a hang.
+        config.logger.error({ err: describe(error) }, 'caibo-callbacks: unexpected failure');
+        respond(res, errorOutcome(new CallbackError('handler.failed', 'Unexpected failure', { cause: error })));
+      })
+      .finally(() => inflight.delete(work));
+    inflight.add(work);
   } as CaiboCallbacksRouter;
 
-  router.close = async () => {
+  router.close = async ({ timeoutMs = 10_000 } = {}) => {
     closed = true;
+    await scheduler?.close();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+    });
+    await Promise.race([Promise.allSettled([...inflight, worker?.close()]), deadline]);
+    clearTimeout(timer);
+    worker?.abortAll();
     await config.store.close?.();
   };
+  router.reconcile = async (ids) => {
+    if (closed) throw new CallbackError('store.unavailable', 'The router is closed');
+    const results = await reconcile(config, ids);
+    for (const result of results) scheduler?.observe(result.event);
+    if (results.some((r) => r.outcome === 'queued')) worker?.kick();
+    return results;
+  };
+  const deferredOnly = (name: string): never => {
+    throw new TypeError(`router.${name}() is for mode: 'deferred'`);
+  };
+  router.pending = async (limit) => (worker ?? deferredOnly('pending')).pending(limit);
+  router.dead = async (limit) => (worker ?? deferredOnly('dead')).dead(limit);
+  router.replay = async (key) => (worker ?? deferredOnly('replay')).replay(key);
+  router.metrics = () => metrics.snapshot();
   return router;
 }
 
@@ -91,6 +174,9 @@ async function handle(
   res: ServerResponse,
   isClosed: () => boolean,
   ready: Promise<void> | undefined,
+  metrics: CallbackMetrics,
+  scheduler: ReconcileScheduler | undefined,
+  worker: DeferredWorker | undefined,
 ): Promise<void> {
   const started = performance.now();
   const method = req.method ?? 'GET';
@@ -98,13 +184,43 @@ async function handle(
   const context: RejectionContext = { provider: route.provider ?? 'test', path, clientIp: ip };
 
   const finish = (outcome: Outcome): void => {
+    if (config.testEndpoints) markOutcome(res, outcome);
     respond(res, outcome);
+    if (outcome.status === 200) scheduler?.observe(outcome.event);
+    if (outcome.kind === 'queued') worker?.kick();
     report(config, outcome, outcome.event ? { ...context, event: outcome.event } : context);
-    log(config, route, outcome, performance.now() - started);
+    const durationMs = performance.now() - started;
+    metrics.record(route, outcome, durationMs);
+    log(config, route, outcome, durationMs);
   };
 
-  const refused = admit(config, route, method, ip);
-  if (refused !== null) return finish(errorOutcome(refused));
+  // Refused before the body is read: a body still coming is drained while the connection closes.
+  const refuse = (error: CallbackError): void => {
+    if (hasBody(req)) res.setHeader('Connection', 'close');
+    req.resume();
+    finish(errorOutcome(error));
+  };
+
+  // Cheap refusals first, in the design's order: method, HTTPS, rate limit, source IP.
+  const wrongMethod = checkMethod(route, method);
+  if (wrongMethod !== null) return refuse(wrongMethod);
+  if (config.requireHttps && !isHttps(req)) {
+    return refuse(new CallbackError('https.required', 'Callbacks must arrive over HTTPS'));
+  }
+  if (config.rateLimit !== null) {
+    const verdict = await config.rateLimit(req, res);
+    if (verdict.kind === 'limited') return refuse(new CallbackError('rate.limited', `Too many requests from ${ip ?? '(unknown)'}`));
+    if (verdict.kind === 'error') {
+      return refuse(
+        new CallbackError('store.unavailable', 'The rate-limit store failed', {
+          cause: verdict.error,
+          headers: { 'Retry-After': config.retryAfter },
+        }),
+      );
+    }
+  }
+  const wrongSource = checkSource(config, route, ip);
+  if (wrongSource !== null) return refuse(wrongSource);
   if (isClosed()) {
     return finish(
       errorOutcome(new CallbackError('store.unavailable', 'The router is closed', { headers: { 'Retry-After': config.retryAfter } })),
@@ -112,18 +228,15 @@ async function handle(
   }
 
   const format = bodyFormat(route, req.headers, method);
-  if (format instanceof CallbackError) {
-    req.resume();
-    return finish(errorOutcome(format));
-  }
+  if (format instanceof CallbackError) return refuse(format);
 
   let rawBody: Buffer;
   try {
-    rawBody = method === 'GET' ? Buffer.alloc(0) : await readBody(req as MaybeParsedRequest, config.limit);
+    rawBody = method === 'GET' ? Buffer.alloc(0) : await readBody(req as MaybeParsedRequest, config.limit, config.bodyTimeoutMs);
   } catch (error) {
     const failure = error instanceof CallbackError ? error : new CallbackError('request.aborted', 'Body read failed', { cause: error });
-    // Stop reading a body we will not use; an oversized one is not drained, the connection closes.
-    if (failure.type === 'entity.too.large') res.setHeader('Connection', 'close');
+    // Stop reading a body we will not use; an oversized or stalled one is not awaited, the connection closes.
+    if (failure.type === 'entity.too.large' || failure.type === 'request.timeout') res.setHeader('Connection', 'close');
     req.resume();
     return finish(errorOutcome(failure));
   }
@@ -152,6 +265,21 @@ async function handle(
   finish(outcome);
 }
 
+/** Whether a request announces a body (one we may not have read). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The payer values of an event, for scrubbing from text we did not write. */
+function payerValues(event: CaiboEvent | undefined): string[] {
+  if (event === undefined) return [];
+  const data = event.data;
+  return [data.clientName, data.clientEmail, data.clientPhone, data.clientId, data.clientMemberId].filter(
+    (v): v is string => typeof v === 'string',
+  );
+}
+
 /** One line per attempt, with no secret, signature or payer data: ids and status codes only. */
 function log(config: Config, route: RouteSpec, outcome: Outcome, durationMs: number): void {
   const fields: Record<string, unknown> = {
@@ -166,7 +294,11 @@ function log(config: Config, route: RouteSpec, outcome: Outcome, durationMs: num
   }
   if (outcome.error) fields.errorType = outcome.error.type;
   if (outcome.status >= 500 || outcome.kind === 'failed') {
-    if (outcome.error) fields.err = describe(outcome.error.cause ?? outcome.error);
+    if (outcome.error) {
+      // A handler's or driver's own message may quote the event: scrub its payer data.
+      const err = describe(outcome.error.cause ?? outcome.error);
+      fields.err = { name: err.name, message: redactText(err.message, payerValues(outcome.event)) };
+    }
     config.logger.error(fields, 'caibo callback failed');
   } else if (outcome.status >= 400) {
     config.logger.warn(fields, 'caibo callback refused');

@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { CallbackStore, ClaimOptions, ClaimResult, CompleteOptions } from './types';
+import type {
+  CallbackStore,
+  ClaimOptions,
+  ClaimResult,
+  CompleteOptions,
+  InboxRecord,
+  InboxStore,
+  LeasedRecord,
+  PaymentState,
+  PaymentStateStore,
+} from './types';
 
 /** Options for {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -21,12 +31,20 @@ interface Entry {
   seq: number;
 }
 
+interface MemoryInboxRecord extends InboxRecord {
+  token: string | null;
+  /** Lease end while running, retention end once done (epoch ms). */
+  until: number;
+}
+
 /**
  * An in-process store: fast, bounded, and forgotten on restart. Right for one process where a
  * redelivery after a restart running the handler again is acceptable; otherwise use the SQLite,
- * Redis or PostgreSQL store.
+ * Redis or PostgreSQL store. Its deferred-mode inbox is not durable either (`durable: false`):
+ * events acknowledged but not yet handled are lost if the process dies.
  */
-export class MemoryStore implements CallbackStore {
+export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore {
+  readonly durable = false;
   readonly maxEntries: number;
   private readonly entries = new Map<string, Entry>();
   /**
@@ -39,6 +57,11 @@ export class MemoryStore implements CallbackStore {
   private size = 0;
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Deferred-mode inbox: every record by key, and the keys still pending or running. */
+  private readonly inbox = new Map<string, MemoryInboxRecord>();
+  private readonly active = new Set<string>();
+  /** Last final state per payment request; bounded like the keys (oldest first). */
+  private readonly states = new Map<string, { state: PaymentState; expiresAt: number }>();
 
   constructor(options: MemoryStoreOptions = {}) {
     const { maxEntries = 100_000, sweepIntervalMs = 60_000 } = options;
@@ -80,6 +103,94 @@ export class MemoryStore implements CallbackStore {
     if (entry !== undefined && !entry.done && entry.token === token) this.entries.delete(key);
   }
 
+  async getPaymentState(paymentRequestId: string): Promise<PaymentState | null> {
+    const held = this.states.get(paymentRequestId);
+    if (held === undefined || held.expiresAt <= Date.now()) return null;
+    return held.state;
+  }
+
+  async setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
+    // Re-inserting moves the id to the end, so the first entry is always the oldest.
+    this.states.delete(paymentRequestId);
+    this.states.set(paymentRequestId, { state, expiresAt: Date.now() + opts.retentionMs });
+    if (this.states.size > this.maxEntries) this.states.delete(this.states.keys().next().value!);
+  }
+
+  async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
+    const held = this.inbox.get(key);
+    if (held !== undefined && !(held.state === 'done' && held.until <= Date.now())) return 'duplicate';
+    const now = Date.now();
+    this.inbox.set(key, { key, payload, state: 'pending', attempts: 0, nextAttemptAt: now, lastError: null, createdAt: now, token: null, until: 0 });
+    this.active.add(key);
+    return 'enqueued';
+  }
+
+  async lease(opts: { limit: number; leaseMs: number }): Promise<LeasedRecord[]> {
+    const now = Date.now();
+    const due: MemoryInboxRecord[] = [];
+    for (const key of this.active) {
+      const record = this.inbox.get(key)!;
+      if ((record.state === 'pending' && record.nextAttemptAt <= now) || (record.state === 'running' && record.until <= now)) due.push(record);
+    }
+    due.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt);
+    return due.slice(0, opts.limit).map((record) => {
+      record.state = 'running';
+      record.token = randomUUID();
+      record.until = now + opts.leaseMs;
+      record.attempts++;
+      return publicRecord(record, record.token);
+    });
+  }
+
+  async ack(key: string, token: string, opts: CompleteOptions): Promise<void> {
+    const record = this.inbox.get(key);
+    if (record === undefined || record.state !== 'running' || record.token !== token) return;
+    record.state = 'done';
+    record.token = null;
+    record.until = Date.now() + opts.retentionMs;
+    this.active.delete(key);
+    // Done records only serve dedupe: past the cap, the oldest go first (Map keeps insertion order).
+    if (this.inbox.size > this.maxEntries) {
+      for (const [old, held] of this.inbox) {
+        if (this.inbox.size <= this.maxEntries) break;
+        if (held.state === 'done') this.inbox.delete(old);
+      }
+    }
+  }
+
+  async fail(key: string, token: string, opts: { error: string; retryAt: number | null }): Promise<void> {
+    const record = this.inbox.get(key);
+    if (record === undefined || record.state !== 'running' || record.token !== token) return;
+    record.token = null;
+    record.lastError = opts.error;
+    if (opts.retryAt === null) {
+      record.state = 'dead';
+      this.active.delete(key);
+    } else {
+      record.state = 'pending';
+      record.nextAttemptAt = opts.retryAt;
+    }
+  }
+
+  async list(state: 'pending' | 'dead', opts: { limit: number }): Promise<InboxRecord[]> {
+    const out: InboxRecord[] = [];
+    for (const record of this.inbox.values()) {
+      if (out.length >= opts.limit) break;
+      if (state === 'dead' ? record.state === 'dead' : record.state === 'pending' || record.state === 'running') out.push(publicRecord(record));
+    }
+    return out;
+  }
+
+  async replay(key: string): Promise<boolean> {
+    const record = this.inbox.get(key);
+    if (record === undefined || record.state !== 'dead') return false;
+    record.state = 'pending';
+    record.attempts = 0;
+    record.nextAttemptAt = Date.now();
+    this.active.add(key);
+    return true;
+  }
+
   async close(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
@@ -89,6 +200,8 @@ export class MemoryStore implements CallbackStore {
   sweep(): void {
     const now = Date.now();
     for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(key);
+    for (const [id, held] of this.states) if (held.expiresAt <= now) this.states.delete(id);
+    for (const [key, record] of this.inbox) if (record.state === 'done' && record.until <= now) this.inbox.delete(key);
   }
 
   /** Appends a completed key to the ring, evicting the oldest completed key when full. */
@@ -105,4 +218,13 @@ export class MemoryStore implements CallbackStore {
     this.ringSeq[slot] = seq;
     this.size++;
   }
+}
+
+function publicRecord(record: MemoryInboxRecord): InboxRecord;
+function publicRecord(record: MemoryInboxRecord, token: string): LeasedRecord;
+function publicRecord(record: MemoryInboxRecord, token?: string): InboxRecord | LeasedRecord {
+  const { key, payload, state, attempts, nextAttemptAt, lastError, createdAt } = record;
+  return token === undefined
+    ? { key, payload, state, attempts, nextAttemptAt, lastError, createdAt }
+    : { key, payload, state, attempts, nextAttemptAt, lastError, createdAt, token };
 }

@@ -40,3 +40,85 @@ export interface CallbackStore {
   /** Frees the store's resources (timers; never a connection the caller passed in). */
   close?(): Promise<void>;
 }
+
+/** The last final state of a payment request, kept for the ordering guard. */
+export interface PaymentState {
+  /** The dedupe key of the event that set it. */
+  key: string;
+  /** `paid` or `cancelled` (only final states are kept). */
+  paymentStatus: string;
+  /** The transaction status of that event. */
+  transactionStatus: string;
+  /** When the router saw it, ISO 8601. */
+  receivedAt: string;
+}
+
+/**
+ * Optional store methods for the ordering guard: per payment request, the last final state seen.
+ * Stores without them still work; the router then keeps the guard's state in process memory
+ * (not shared between instances) and says so at start-up.
+ */
+export interface PaymentStateStore {
+  /** The last final state recorded for `paymentRequestId`, or `null`. */
+  getPaymentState(paymentRequestId: string): Promise<PaymentState | null>;
+  /** Records `state` as the last final state of `paymentRequestId`, kept `retentionMs`. */
+  setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void>;
+}
+
+/** The states of an inbox record (deferred mode). */
+export type InboxState = 'pending' | 'running' | 'done' | 'dead';
+
+/** An event written to the inbox in deferred mode, as the store holds it. */
+export interface InboxRecord {
+  /** The dedupe key. */
+  key: string;
+  /** The serialised event (opaque to the store). */
+  payload: string;
+  state: InboxState;
+  /** Handler runs started so far. */
+  attempts: number;
+  /** When a pending record is due (epoch ms). */
+  nextAttemptAt: number;
+  /** The last failure's message, if any (never payer data: the router writes only error names and types). */
+  lastError: string | null;
+  /** When it was enqueued (epoch ms). */
+  createdAt: number;
+}
+
+/** A record leased to one worker: `token` fences its `ack`/`fail`. */
+export interface LeasedRecord extends InboxRecord {
+  token: string;
+}
+
+/**
+ * Optional store methods for deferred mode (`mode: 'deferred'`): a durable inbox. The router
+ * writes each verified event here before answering 200; a worker leases due records, runs the
+ * handler and acks or fails them. Leases make each record run by one worker at a time across
+ * instances, and an expired lease (a dead process) lets another worker take the record over.
+ * `runStoreConformance` checks these methods when a store has them.
+ */
+export interface InboxStore {
+  /** Whether the inbox survives a restart. The memory store says `false`. */
+  readonly durable: boolean;
+  /**
+   * Inserts a pending record, due now, unless `key` is already in the inbox in any state.
+   * Atomic: of N concurrent enqueues of one key exactly one is `enqueued`.
+   */
+  enqueue(key: string, payload: string, opts: CompleteOptions): Promise<'enqueued' | 'duplicate'>;
+  /**
+   * Leases up to `limit` due records — pending ones whose `nextAttemptAt` has passed, and running
+   * ones whose lease expired — marking them running until now + `leaseMs` and counting an attempt.
+   */
+  lease(opts: { limit: number; leaseMs: number }): Promise<LeasedRecord[]>;
+  /** Marks a leased record done (if `token` still holds it); it is kept `retentionMs` for dedupe. */
+  ack(key: string, token: string, opts: CompleteOptions): Promise<void>;
+  /**
+   * Records a failed run (if `token` still holds the lease): back to pending, due at `retryAt`,
+   * or dead when `retryAt` is `null`.
+   */
+  fail(key: string, token: string, opts: { error: string; retryAt: number | null }): Promise<void>;
+  /** Records in `state` (`pending` includes running), oldest first, at most `limit`. */
+  list(state: 'pending' | 'dead', opts: { limit: number }): Promise<InboxRecord[]>;
+  /** Moves a dead record back to pending, due now, with its attempts reset. `false` if it is not dead. */
+  replay(key: string): Promise<boolean>;
+}

@@ -1,0 +1,96 @@
+// The load generator: one long-lived process (pinned to its own core by run.mjs) driving
+// autocannon over IPC. It builds each pool of prepared requests once and hands every
+// connection its own slice, so each request on the wire is distinct and nothing is signed or
+// rebuilt while it is timed.
+import { createRequire } from 'node:module';
+import { buildPool } from './lib/pools.mjs';
+
+const require = createRequire(import.meta.url);
+const autocannon = require('autocannon');
+
+const pools = new Map();
+/** Svix refuses timestamps more than 5 minutes old: its pool is re-signed when older than this. */
+const SVIX_MAX_AGE_MS = 120_000;
+
+function getPool(name, size) {
+  const held = pools.get(name);
+  const fresh = held && held.items.length >= size && (name !== 'svix' || Date.now() - held.builtAt < SVIX_MAX_AGE_MS);
+  if (fresh) return held.items;
+  pools.delete(name);
+  const items = buildPool(name, size);
+  pools.set(name, { items, builtAt: Date.now() });
+  return items;
+}
+
+/**
+ * One autocannon run where connection `c` sends `items[from + c*per ...]` in order. The
+ * prepared `{ requestBuffer }` objects go straight into autocannon's request iterator: handing
+ * them through `requests` would deep-clone the array per connection and rebuild every buffer.
+ */
+function cannon(url, items, from, count, { connections, duration }) {
+  const per = Math.floor(count / connections);
+  const clients = [];
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url,
+        connections,
+        pipelining: 1,
+        duration,
+        method: 'POST',
+        setupClient(client) {
+          const it = client.requestIterator;
+          if (!it || !Array.isArray(it.requests) || typeof it.nextRequest !== 'function') {
+            throw new Error('autocannon internals changed: RequestIterator.requests not found (bench/loadgen.mjs)');
+          }
+          const c = clients.length;
+          const slice = items.slice(from + c * per, from + (c + 1) * per);
+          it.requests = slice;
+          it.currentRequestIndex = 0;
+          it.currentRequest = slice[0];
+          clients.push({ client, size: slice.length });
+        },
+      },
+      (error, result) => {
+        if (error) return reject(error);
+        const wrapped = clients.some(({ client, size }) => client.reqsMade > size);
+        resolve({ result, wrapped });
+      },
+    );
+    instance.on('error', reject);
+  });
+}
+
+process.on('message', async (msg) => {
+  if (msg?.type !== 'run') return;
+  try {
+    const { url, pool, warmup, duration, connections, poolSize } = msg;
+    const items = getPool(pool, poolSize);
+    const warmShare = warmup > 0 ? Math.floor(items.length * (warmup / (warmup + duration))) : 0;
+    if (warmup > 0) await cannon(url, items, 0, warmShare, { connections, duration: warmup });
+    process.send({ type: 'measuring' });
+    const t0 = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
+    const { result, wrapped } = await cannon(url, items, warmShare, items.length - warmShare, { connections, duration });
+    const cpu = process.cpuUsage(cpu0);
+    const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    process.send({
+      type: 'result',
+      result: {
+        rps: result.requests.average,
+        total: result.requests.total,
+        latency: { p50: result.latency.p50, p99: result.latency.p99, p999: result.latency.p99_9, mean: result.latency.average, max: result.latency.max },
+        non2xx: result.non2xx,
+        errors: result.errors,
+        timeouts: result.timeouts,
+        ok2xx: result['2xx'],
+        duration: result.duration,
+        loadgenCpu: (cpu.user + cpu.system) / 1000 / wallMs,
+        poolWrapped: wrapped,
+      },
+    });
+  } catch (error) {
+    process.send({ type: 'error', message: String(error?.stack ?? error) });
+  }
+});
+process.send({ type: 'hello' });

@@ -1,0 +1,340 @@
+// The benchmark harness (`npm run bench`): every server variant in its own process pinned to
+// core 0, one autocannon load generator pinned to core 1, all variants alternated over several
+// rounds, medians reported. See bench/README.md.
+//
+// Env: BENCH_ROUNDS (3), BENCH_WARMUP (3 s), BENCH_DURATION (10 s), BENCH_CONNECTIONS (50),
+//      BENCH_ONLY=A,C2,ours-http (subset), BENCH_DEFERRED_STORE=redis|postgres|sqlite,
+//      BENCH_POOL_RATE (requests/s the caibo pool is sized for; default 120000).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { caiboRequest, octokitRequest, svixRequest, POOL_PATHS } from './lib/pools.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const env = process.env;
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 3);
+const WARMUP = Number(env.BENCH_WARMUP ?? 3);
+const DURATION = Number(env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
+const POOL_RATE = Number(env.BENCH_POOL_RATE ?? 120_000);
+/** Requests/s each pool is sized for: above it a connection would wrap and resend (duplicates). */
+const POOL_RATES = { caibo: POOL_RATE, octokit: Math.round(POOL_RATE * 0.75), svix: Math.round(POOL_RATE / 4) };
+
+/** name, pool, framework, what it is, and how the correctness guard treats it. */
+const VARIANTS = [
+  { name: 'A', pool: 'caibo', frame: 'node:http', what: 'raw node:http: read the body, answer OK (no checks)' },
+  { name: 'B', pool: 'caibo', frame: 'express5', what: 'Express 5 + express.urlencoded(), route answers OK (no checks)' },
+  { name: 'B4', pool: 'caibo', frame: 'express4', what: 'Express 4 + express.urlencoded(), route answers OK (no checks)' },
+  { name: 'C', pool: 'caibo', frame: 'express5', what: 'hand-written careful receiver inside Express 5', guard: 401 },
+  { name: 'C2', pool: 'caibo', frame: 'node:http', what: 'hand-written careful receiver on node:http', guard: 401 },
+  { name: 'octokit', pool: 'octokit', frame: 'node:http', what: '@octokit/webhooks createNodeMiddleware (HMAC-SHA256, JSON)', guard: '4xx' },
+  { name: 'svix', pool: 'svix', frame: 'express5', what: 'svix Webhook.verify in an Express 5 route', guard: '4xx' },
+  { name: 'ours-e5', pool: 'caibo', frame: 'express5', what: 'caibo-callbacks in Express 5, MemoryStore', guard: 401, ours: true },
+  { name: 'ours-e4', pool: 'caibo', frame: 'express4', what: 'caibo-callbacks in Express 4, MemoryStore', guard: 401, ours: true },
+  { name: 'ours-http', pool: 'caibo', frame: 'node:http', what: 'caibo-callbacks on node:http, MemoryStore', guard: 401, ours: true },
+  { name: 'ours-sqlite', pool: 'caibo', frame: 'node:http', what: 'caibo-callbacks on node:http, SqliteStore (temp file), inline', guard: 401, ours: true },
+  { name: 'ours-redis', pool: 'caibo', frame: 'node:http', what: 'caibo-callbacks on node:http, RedisStore (ioredis), inline', guard: 401, ours: true },
+  { name: 'ours-postgres', pool: 'caibo', frame: 'node:http', what: 'caibo-callbacks on node:http, PostgresStore (pg Pool max 10), inline', guard: 401, ours: true },
+  { name: 'ours-deferred', pool: 'caibo', frame: 'node:http', what: "caibo-callbacks on node:http, mode: 'deferred' on a durable store", guard: 401, ours: true },
+];
+
+const only = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
+const selected = only ? VARIANTS.filter((v) => only.has(v.name)) : VARIANTS;
+if (only) for (const n of only) if (!VARIANTS.some((v) => v.name === n)) throw new Error(`BENCH_ONLY: unknown variant ${n}`);
+if (!existsSync(path.join(here, '..', 'dist', 'index.cjs'))) {
+  console.error('dist/ is missing: run `npm run build` (or `npx tsup`) first — `npm run bench` does it.');
+  process.exit(1);
+}
+
+const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+const pinned = (core, args) => (hasTaskset ? ['taskset', ['-c', String(core), ...args]] : [args[0], args.slice(1)]);
+
+function waitFor(child, types) {
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg) => {
+      if (types.includes(msg?.type)) {
+        cleanup();
+        resolve(msg);
+      }
+    };
+    const onExit = (code) => {
+      cleanup();
+      reject(new Error(`child exited (${code}) while waiting for ${types.join('/')}`));
+    };
+    const cleanup = () => {
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
+function procStat(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime and stime, in clock ticks (fields 14 and 15 of /proc/<pid>/stat).
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return null;
+  }
+}
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+function peakRssMb(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+function post(port, { path: p, headers, body }) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: p, method: 'POST', headers: { ...headers, 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A request outside the pool (its own id range), valid and tampered. */
+function guardRequests(pool, n) {
+  const base = { caibo: () => caiboRequest(n, 90000000000000000n), octokit: () => octokitRequest(900_000_000 + n), svix: () => svixRequest(900_000_000 + n) }[pool]();
+  const valid = { path: POOL_PATHS[pool], ...base };
+  // Same length, same signature, one byte changed: a signed body altered in transit.
+  const tampered = { ...valid, body: valid.body.replace(/"amount":"10.00"|grossAmount=10|"status":"completed"/, (m) => m.replace(/10|completed/, (x) => (x === '10' ? '99' : 'complete!'))) };
+  if (tampered.body === valid.body) throw new Error(`guard: could not tamper the ${pool} body`);
+  return { valid, tampered };
+}
+
+async function guard(variant, port, n) {
+  if (variant.guard === undefined) return { checked: false };
+  const { valid, tampered } = guardRequests(variant.pool, n);
+  const refused = await post(port, tampered);
+  const accepted = await post(port, valid);
+  const refusedOk = variant.guard === '4xx' ? refused >= 400 && refused < 500 : refused === variant.guard;
+  if (!refusedOk || accepted !== 200) {
+    throw new Error(`correctness guard failed for ${variant.name}: tampered body answered ${refused} (want ${variant.guard}), valid answered ${accepted} (want 200)`);
+  }
+  return { checked: true, tampered: refused, valid: accepted };
+}
+
+async function startServer(variant) {
+  const [cmd, args] = pinned(0, [process.execPath, path.join(here, 'server.mjs'), variant.name]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...env, NODE_ENV: 'production' } });
+  const msg = await waitFor(child, ['ready', 'skip']);
+  return { child, msg };
+}
+
+async function stopServer(child) {
+  const stopped = waitFor(child, ['stopped']).catch(() => null);
+  child.send({ type: 'stop' });
+  const msg = await Promise.race([stopped, new Promise((r) => setTimeout(() => r(null), 20_000))]);
+  if (child.exitCode === null) {
+    await new Promise((r) => {
+      child.once('exit', r);
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    });
+  }
+  return msg?.stats ?? null;
+}
+
+async function runOne(loadgen, variant, round) {
+  const { child, msg } = await startServer(variant);
+  if (msg.type === 'skip') {
+    await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r()));
+    return { skipped: msg.reason };
+  }
+  const port = msg.port;
+  const pid = child.pid;
+  try {
+    const guarded = await guard(variant, port, round);
+    const poolSize = Math.ceil(POOL_RATES[variant.pool] * (WARMUP + DURATION) * 1.1);
+    loadgen.send({ type: 'run', url: `http://127.0.0.1:${port}${POOL_PATHS[variant.pool]}`, pool: variant.pool, warmup: WARMUP, duration: DURATION, connections: CONNECTIONS, poolSize });
+    await waitFor(loadgen, ['measuring', 'error']);
+    const cpu0 = procStat(pid);
+    const t0 = performance.now();
+    const out = await waitFor(loadgen, ['result', 'error']);
+    if (out.type === 'error') throw new Error(`load generator: ${out.message}`);
+    const cpu1 = procStat(pid);
+    const wallS = (performance.now() - t0) / 1000;
+    const serverCpu = cpu0 === null || cpu1 === null ? null : (cpu1 - cpu0) / CLK_TCK / wallS;
+    const peakRss = peakRssMb(pid);
+    const stats = await stopServer(child);
+    return { ...out.result, serverCpu, peakRssMb: peakRss, guard: guarded, stats, store: msg.store, loadavg: os.loadavg()[0] };
+  } catch (error) {
+    await stopServer(child);
+    throw error;
+  }
+}
+
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+
+function summarise(runs) {
+  const rows = {};
+  for (const v of selected) {
+    const rs = runs.filter((r) => r.variant === v.name);
+    const ok = rs.filter((r) => !r.skipped && !r.error);
+    if (ok.length === 0) {
+      rows[v.name] = { name: v.name, frame: v.frame, what: v.what, skipped: rs.find((r) => r.skipped)?.skipped ?? rs.find((r) => r.error)?.error ?? 'not run' };
+      continue;
+    }
+    rows[v.name] = {
+      name: v.name,
+      frame: v.frame,
+      what: v.what,
+      rounds: ok.length,
+      rps: median(ok.map((r) => r.rps)),
+      p50: median(ok.map((r) => r.latency.p50)),
+      p99: median(ok.map((r) => r.latency.p99)),
+      p999: median(ok.map((r) => r.latency.p999)),
+      peakRssMb: median(ok.map((r) => r.peakRssMb)),
+      peakRssMaxMb: Math.max(...ok.map((r) => r.peakRssMb ?? 0)),
+      non2xx: ok.reduce((s, r) => s + r.non2xx + r.errors + r.timeouts, 0),
+      serverCpu: median(ok.map((r) => r.serverCpu)),
+      loadgenCpu: median(ok.map((r) => r.loadgenCpu)),
+      poolWrapped: ok.some((r) => r.poolWrapped),
+      duplicates: ok.reduce((s, r) => s + (r.stats?.duplicate ?? 0), 0),
+      store: ok[0].store,
+    };
+  }
+  const ratio = (a, b) => (rows[a]?.rps && rows[b]?.rps ? rows[a].rps / rows[b].rps : null);
+  for (const row of Object.values(rows)) {
+    if (row.rps === undefined) continue;
+    row.vsB = ratio(row.name, 'B');
+    if (row.frame === 'express4') row.vsB4 = ratio(row.name, 'B4');
+    if (row.frame === 'node:http') row.vsC2 = ratio(row.name, 'C2');
+  }
+  return rows;
+}
+
+function targets(rows) {
+  const r = (n) => rows[n];
+  const out = [];
+  const check = (what, got, want, pass) => out.push({ what, got, want, pass });
+  const has = (...ns) => ns.every((n) => r(n)?.rps);
+  if (has('ours-http', 'octokit')) check('node:http, memory: req/s ≥ octokit', r('ours-http').rps, r('octokit').rps, r('ours-http').rps >= r('octokit').rps);
+  if (has('ours-http', 'C2')) {
+    check('node:http, memory: req/s ≥ 90% of C2', r('ours-http').rps / r('C2').rps, 0.9, r('ours-http').rps >= 0.9 * r('C2').rps);
+    check('node:http, memory: p99 ≤ 1.2× C2', r('ours-http').p99 / r('C2').p99, 1.2, r('ours-http').p99 <= 1.2 * r('C2').p99);
+  }
+  for (const [ours, base] of [['ours-e5', 'B'], ['ours-e4', 'B4']]) {
+    if (has(ours, base)) {
+      check(`${ours}: req/s ≥ 100% of ${base}`, r(ours).rps / r(base).rps, 1, r(ours).rps >= r(base).rps);
+      check(`${ours}: p99 ≤ ${base}'s`, r(ours).p99, r(base).p99, r(ours).p99 <= r(base).p99);
+    }
+  }
+  for (const [store, min] of [['ours-redis', 0.5], ['ours-postgres', 0.3], ['ours-sqlite', 0.3]]) {
+    if (has(store, 'ours-http')) check(`${store}: req/s ≥ ${min * 100}% of memory on node:http`, r(store).rps / r('ours-http').rps, min, r(store).rps >= min * r('ours-http').rps);
+  }
+  const d = r('ours-deferred');
+  if (d?.rps && d.store && has(`ours-${d.store}`)) {
+    check(`deferred (${d.store}): req/s ≥ 80% of inline ${d.store}`, d.rps / r(`ours-${d.store}`).rps, 0.8, d.rps >= 0.8 * r(`ours-${d.store}`).rps);
+  } else if (d?.skipped) {
+    out.push({ what: 'deferred ≥ 80% of inline on the same store', skipped: d.skipped });
+  }
+  return out;
+}
+
+const f = (x, digits = 0) => (x === null || x === undefined ? '—' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+const pct = (x) => (x === null || x === undefined ? '—' : `${Math.round(x * 100)}%`);
+
+function table(rows) {
+  const head = '| row | framework | req/s | p50 ms | p99 ms | p99.9 ms | peak RSS MB | non-2xx | server CPU | loadgen CPU | vs B | vs C2 |';
+  const lines = [head, '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const row of Object.values(rows)) {
+    if (row.rps === undefined) {
+      lines.push(`| ${row.name} | ${row.frame} | skipped: ${row.skipped} |||||||||| `);
+      continue;
+    }
+    const vsB = row.vsB4 !== undefined ? `${pct(row.vsB)} (B4 ${pct(row.vsB4)})` : pct(row.vsB);
+    lines.push(
+      `| ${row.name}${row.store && row.name === 'ours-deferred' ? ` (${row.store})` : ''} | ${row.frame} | ${f(row.rps)} | ${f(row.p50, 2)} | ${f(row.p99, 2)} | ${f(row.p999, 2)} | ${f(row.peakRssMb)} | ${f(row.non2xx)} | ${pct(row.serverCpu)} | ${pct(row.loadgenCpu)} | ${vsB} | ${row.vsC2 === undefined ? '' : pct(row.vsC2)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  const startedAt = new Date();
+  const load0 = os.loadavg();
+  console.log(`caibo-callbacks bench: ${selected.length} variants × ${ROUNDS} rounds, ${WARMUP} s warm-up + ${DURATION} s, ${CONNECTIONS} connections`);
+  console.log(`${os.cpus().length} × ${os.cpus()[0]?.model}, node ${process.version}, taskset ${hasTaskset ? 'yes (server core 0, load core 1)' : 'no'}, load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
+  const [lcmd, largs] = pinned(1, [process.execPath, path.join(here, 'loadgen.mjs')]);
+  const loadgen = spawn(lcmd, largs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await waitFor(loadgen, ['hello']);
+  const runs = [];
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Rotate the order each round, so no variant always runs first or after the same neighbour.
+      const shift = (round - 1) % selected.length;
+      const order = [...selected.slice(shift), ...selected.slice(0, shift)];
+      for (const variant of order) {
+        let record;
+        try {
+          record = { variant: variant.name, round, ...(await runOne(loadgen, variant, round)) };
+        } catch (error) {
+          record = { variant: variant.name, round, error: String(error?.message ?? error) };
+        }
+        runs.push(record);
+        if (record.skipped) console.log(`round ${round} ${variant.name.padEnd(14)} skipped: ${record.skipped}`);
+        else if (record.error) console.log(`round ${round} ${variant.name.padEnd(14)} ERROR: ${record.error}`);
+        else {
+          console.log(
+            `round ${round} ${variant.name.padEnd(14)} ${f(record.rps).padStart(7)} req/s  p50 ${f(record.latency.p50, 2)}  p99 ${f(record.latency.p99, 2)}  p99.9 ${f(record.latency.p999, 2)} ms  RSS ${f(record.peakRssMb)} MB  non-2xx ${record.non2xx + record.errors + record.timeouts}  cpu srv ${pct(record.serverCpu)} gen ${pct(record.loadgenCpu)}${record.poolWrapped ? '  POOL WRAPPED (duplicates)' : ''}${record.stats?.duplicate ? `  duplicates ${record.stats.duplicate}` : ''}  load ${record.loadavg.toFixed(2)}`,
+          );
+        }
+      }
+    }
+  } finally {
+    loadgen.kill();
+  }
+  const rows = summarise(runs);
+  const checks = targets(rows);
+  console.log(`\nMedians over ${ROUNDS} rounds (non-2xx summed; "vs B" is req/s relative to Express 5 B, "vs C2" for node:http rows):\n`);
+  console.log(table(rows));
+  if (checks.length) {
+    console.log('\nTargets (issue 7):');
+    for (const c of checks) {
+      if (c.skipped) console.log(`  SKIP  ${c.what}: ${c.skipped}`);
+      else console.log(`  ${c.pass ? 'PASS' : 'MISS'}  ${c.what}: ${typeof c.got === 'number' && c.got < 10 ? c.got.toFixed(2) : f(c.got)} (want ${typeof c.want === 'number' && c.want < 10 ? c.want : f(c.want)})`);
+    }
+  }
+  const load1 = os.loadavg();
+  console.log(`\nload average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}`);
+  const dir = path.join(here, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        startedAt,
+        finishedAt: new Date(),
+        machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+        settings: { rounds: ROUNDS, warmupS: WARMUP, durationS: DURATION, connections: CONNECTIONS, taskset: hasTaskset, poolRates: POOL_RATES, payloadBytes: 500 },
+        loadavg: { start: load0, end: load1 },
+        rows,
+        targets: checks,
+        runs,
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(`results: ${path.relative(process.cwd(), file)}`);
+}
+
+await main();

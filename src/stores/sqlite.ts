@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { CallbackStore, ClaimOptions, ClaimResult, CompleteOptions, PaymentState, PaymentStateStore } from './types';
+
+/** A prepared statement of better-sqlite3, as far as the store uses it. */
+export interface SqliteStatementLike {
+  run(...params: unknown[]): { changes: number };
+  get(...params: unknown[]): unknown;
+}
+
+/** A better-sqlite3 `Database`, as far as the store uses it. */
+export interface SqliteDatabaseLike {
+  prepare(source: string): SqliteStatementLike;
+  exec(source: string): unknown;
+  pragma(source: string, options?: { simple?: boolean }): unknown;
+  close(): unknown;
+  readonly inTransaction: boolean;
+}
+
+interface CommonOptions {
+  /**
+   * The table's name (with a `<table>_states` companion for the ordering guard). Letters, digits
+   * and `_`. Defaults to `'caibo_callbacks'`.
+   */
+  table?: string;
+  /**
+   * How long a write waits for another process's write lock before failing (the router then
+   * answers 503), in milliseconds. Defaults to `5000`.
+   */
+  busyTimeoutMs?: number;
+  /**
+   * How often expired rows are deleted, in milliseconds; `0` turns it off (call
+   * {@link SqliteStore.purge} yourself). The timer never keeps the process alive and stops on
+   * `close()`. Defaults to `60_000`.
+   */
+  purgeIntervalMs?: number;
+  /** The most rows one purge round deletes. Defaults to `1000`. */
+  purgeBatchSize?: number;
+}
+
+/** Options for {@link SqliteStore}: a file path (the store opens and owns it) or an open database. */
+export type SqliteStoreOptions =
+  | (CommonOptions & {
+      /** The database file; created if missing. Opened in WAL mode, so several processes can share it. */
+      path: string;
+      database?: never;
+    })
+  | (CommonOptions & {
+      /**
+       * An open better-sqlite3 database. The store sets its `busy_timeout` but leaves its journal
+       * mode to you (WAL is recommended) and never closes it.
+       */
+      database: SqliteDatabaseLike;
+      path?: never;
+    });
+
+type DatabaseConstructor = new (path: string, options?: { timeout?: number }) => SqliteDatabaseLike;
+
+/**
+ * Loads better-sqlite3 when a store is opened by path, so importing `caibo-callbacks/sqlite`
+ * (or the root package) never loads a native module, and a missing driver says what to install.
+ */
+function loadDriver(): DatabaseConstructor {
+  const load = createRequire(__filename);
+  try {
+    return load('better-sqlite3') as DatabaseConstructor;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'MODULE_NOT_FOUND') {
+      throw new Error('SqliteStore needs the better-sqlite3 package: run `npm install better-sqlite3@12`', { cause: error });
+    }
+    throw error;
+  }
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** The SQL that creates the store's table and index. The store runs it itself when it opens. */
+export function sqliteStoreSchema(options: { table?: string } = {}): string {
+  const table = options.table ?? 'caibo_callbacks';
+  if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
+    throw new TypeError(`SqliteStore: table must be letters, digits and _ (not starting with a digit), 63 at most; got ${JSON.stringify(table)}`);
+  }
+  return [
+    `CREATE TABLE IF NOT EXISTS "${table}" (`,
+    '  key TEXT PRIMARY KEY NOT NULL,',
+    '  token TEXT NOT NULL,',
+    '  done INTEGER NOT NULL DEFAULT 0,',
+    '  expires_at INTEGER NOT NULL',
+    ') WITHOUT ROWID;',
+    `CREATE INDEX IF NOT EXISTS "${table}_expires_idx" ON "${table}" (expires_at);`,
+    `CREATE TABLE IF NOT EXISTS "${table}_states" (`,
+    '  payment_request_id TEXT PRIMARY KEY NOT NULL,',
+    '  state TEXT NOT NULL,',
+    '  expires_at INTEGER NOT NULL',
+    ') WITHOUT ROWID;',
+  ].join('\n');
+}
+
+/**
+ * A dedupe store in a SQLite file (better-sqlite3 12): survives restarts with no server to run.
+ * The persistent default for a single machine; several processes on that machine may share the
+ * file. Each operation is one short `BEGIN IMMEDIATE` transaction, so claims from different
+ * processes are serialised by SQLite's write lock.
+ *
+ * ```ts
+ * import { SqliteStore } from 'caibo-callbacks/sqlite';
+ * const store = new SqliteStore({ path: './data/caibo-callbacks.sqlite' });
+ * ```
+ */
+export class SqliteStore implements CallbackStore, PaymentStateStore {
+  readonly database: SqliteDatabaseLike;
+  private readonly owned: boolean;
+  private readonly statements: {
+    begin: SqliteStatementLike;
+    commit: SqliteStatementLike;
+    rollback: SqliteStatementLike;
+    take: SqliteStatementLike;
+    done: SqliteStatementLike;
+    complete: SqliteStatementLike;
+    release: SqliteStatementLike;
+    purge: SqliteStatementLike;
+    getState: SqliteStatementLike;
+    setState: SqliteStatementLike;
+    purgeStates: SqliteStatementLike;
+  };
+  private readonly purgeBatchSize: number;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('SqliteStore: pass { path } or { database }');
+    const busyTimeoutMs = int('busyTimeoutMs', options.busyTimeoutMs, 5_000, 0);
+    const purgeIntervalMs = int('purgeIntervalMs', options.purgeIntervalMs, 60_000, 0);
+    this.purgeBatchSize = int('purgeBatchSize', options.purgeBatchSize, 1_000, 1);
+    const schema = sqliteStoreSchema({ ...(options.table !== undefined && { table: options.table }) });
+    const t = `"${options.table ?? 'caibo_callbacks'}"`;
+    const st = `"${options.table ?? 'caibo_callbacks'}_states"`;
+
+    if (typeof options.path === 'string' && options.path.length > 0) {
+      const Database = loadDriver();
+      this.database = new Database(options.path, { timeout: busyTimeoutMs });
+      this.owned = true;
+      try {
+        // WAL: readers never block the writer, and other processes can use the file at once.
+        this.database.pragma('journal_mode = WAL');
+      } catch (error) {
+        this.database.close();
+        throw error;
+      }
+    } else if (options.database !== undefined && typeof options.database?.prepare === 'function') {
+      this.database = options.database;
+      this.owned = false;
+    } else {
+      throw new TypeError('SqliteStore: pass { path: "./callbacks.sqlite" } or { database } (an open better-sqlite3 Database)');
+    }
+    const db = this.database;
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    db.exec(schema);
+    this.statements = {
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+      take: db.prepare(
+        `INSERT INTO ${t} (key, token, done, expires_at) VALUES (@key, @token, 0, @now + @ms)
+         ON CONFLICT (key) DO UPDATE SET token = excluded.token, done = 0, expires_at = excluded.expires_at
+         WHERE ${t}.expires_at <= @now`,
+      ),
+      done: db.prepare(`SELECT done FROM ${t} WHERE key = ?`),
+      complete: db.prepare(`UPDATE ${t} SET done = 1, expires_at = @now + @ms WHERE key = @key AND token = @token AND done = 0`),
+      release: db.prepare(`DELETE FROM ${t} WHERE key = ? AND token = ? AND done = 0`),
+      purge: db.prepare(`DELETE FROM ${t} WHERE key IN (SELECT key FROM ${t} WHERE expires_at < ? LIMIT ?)`),
+      getState: db.prepare(`SELECT state FROM ${st} WHERE payment_request_id = ? AND expires_at > ?`),
+      setState: db.prepare(
+        `INSERT INTO ${st} (payment_request_id, state, expires_at) VALUES (@id, @state, @expires)
+         ON CONFLICT (payment_request_id) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at`,
+      ),
+      purgeStates: db.prepare(
+        `DELETE FROM ${st} WHERE payment_request_id IN (SELECT payment_request_id FROM ${st} WHERE expires_at < ? LIMIT ?)`,
+      ),
+    };
+    if (purgeIntervalMs > 0) {
+      this.timer = setInterval(() => {
+        try {
+          this.purge();
+        } catch {
+          // Busy or closed: the next round tries again.
+        }
+      }, purgeIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  async claim(key: string, opts: ClaimOptions): Promise<ClaimResult> {
+    const token = randomUUID();
+    const now = Date.now();
+    return this.transaction(() => {
+      if (this.statements.take.run({ key, token, now, ms: opts.leaseMs }).changes === 1) return { status: 'claimed', token };
+      const row = this.statements.done.get(key) as { done: number } | undefined;
+      return row?.done === 1 ? { status: 'done' } : { status: 'in_flight' };
+    });
+  }
+
+  async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
+    this.statements.complete.run({ key, token, now: Date.now(), ms: opts.retentionMs });
+  }
+
+  async release(key: string, token: string): Promise<void> {
+    this.statements.release.run(key, token);
+  }
+
+  /** Deletes expired rows, `purgeBatchSize` per round, ten rounds at most (and one round of expired ordering-guard states); returns how many went. */
+  purge(): number {
+    let total = 0;
+    for (let round = 0; round < 10; round++) {
+      const { changes } = this.statements.purge.run(Date.now(), this.purgeBatchSize);
+      total += changes;
+      if (changes < this.purgeBatchSize) break;
+    }
+    total += this.statements.purgeStates.run(Date.now(), this.purgeBatchSize).changes;
+    return total;
+  }
+
+  /** The ordering guard's last final state of a payment request, or `null`. */
+  async getPaymentState(paymentRequestId: string): Promise<PaymentState | null> {
+    const row = this.statements.getState.get(paymentRequestId, Date.now()) as { state: string } | undefined;
+    return row === undefined ? null : (JSON.parse(row.state) as PaymentState);
+  }
+
+  /** Records the last final state of a payment request, kept `retentionMs`. */
+  async setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
+    this.statements.setState.run({ id: paymentRequestId, state: JSON.stringify(state), expires: Date.now() + opts.retentionMs });
+  }
+
+  /** Stops the purge timer, and closes the database if the store opened it. */
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.owned) this.database.close();
+  }
+
+  /** Runs `fn` under SQLite's write lock, so a claim is atomic across processes. */
+  private transaction<T>(fn: () => T): T {
+    this.statements.begin.run();
+    try {
+      const result = fn();
+      this.statements.commit.run();
+      return result;
+    } catch (error) {
+      if (this.database.inTransaction) this.statements.rollback.run();
+      throw error;
+    }
+  }
+}
+
+function int(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new TypeError(`SqliteStore: ${name} must be an integer of at least ${min}, got ${String(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,162 @@
+import { MemoryStore } from '../../src/stores/memory';
+
+const LEASE = { leaseMs: 1_000 };
+const KEEP = { retentionMs: 60_000 };
+
+async function claimToken(store: MemoryStore, key: string, leaseMs = LEASE.leaseMs): Promise<string> {
+  const result = await store.claim(key, { leaseMs });
+  if (result.status !== 'claimed') throw new Error(`expected ${key} to be claimable, got ${result.status}`);
+  return result.token;
+}
+
+async function completeKey(store: MemoryStore, key: string): Promise<void> {
+  await store.complete(key, await claimToken(store, key), KEEP);
+}
+
+describe('MemoryStore', () => {
+  let store: MemoryStore;
+  afterEach(async () => {
+    await store.close();
+    jest.useRealTimers();
+  });
+
+  describe('claim / complete / release', () => {
+    beforeEach(() => {
+      store = new MemoryStore();
+    });
+
+    it('claims an absent key, then reports in_flight, then done once completed', async () => {
+      const token = await claimToken(store, 'k');
+      expect(await store.claim('k', LEASE)).toEqual({ status: 'in_flight' });
+      await store.complete('k', token, KEEP);
+      expect(await store.claim('k', LEASE)).toEqual({ status: 'done' });
+      expect(store.entryCount).toBe(1);
+    });
+
+    it('lets the next delivery claim a released key', async () => {
+      const token = await claimToken(store, 'k');
+      await store.release('k', token);
+      expect(store.entryCount).toBe(0);
+      expect((await store.claim('k', LEASE)).status).toBe('claimed');
+    });
+
+    it('gives exactly one of many concurrent claims', async () => {
+      const results = await Promise.all(Array.from({ length: 50 }, () => store.claim('k', LEASE)));
+      expect(results.filter((r) => r.status === 'claimed')).toHaveLength(1);
+      expect(results.filter((r) => r.status === 'in_flight')).toHaveLength(49);
+    });
+
+    it('fences by token: a wrong token neither completes nor releases', async () => {
+      const token = await claimToken(store, 'k');
+      await store.complete('k', 'not-the-token', KEEP);
+      await store.release('k', 'not-the-token');
+      expect(await store.claim('k', LEASE)).toEqual({ status: 'in_flight' });
+      await store.complete('k', token, KEEP);
+      // Releasing a completed key changes nothing.
+      await store.release('k', token);
+      expect(await store.claim('k', LEASE)).toEqual({ status: 'done' });
+    });
+
+    it('refuses a bad maxEntries with a TypeError', () => {
+      expect(() => new MemoryStore({ maxEntries: 0 })).toThrow(TypeError);
+      expect(() => new MemoryStore({ maxEntries: 1.5 })).toThrow(/positive integer/);
+    });
+  });
+
+  describe('leases and retention (fake timers)', () => {
+    beforeEach(() => {
+      jest.useFakeTimers({ now: new Date('2025-01-01T00:00:00Z') });
+      store = new MemoryStore({ sweepIntervalMs: 10_000 });
+    });
+
+    it('lets another delivery take over once a lease expires, and fences the slow one', async () => {
+      const slow = await claimToken(store, 'k', 1_000);
+      jest.advanceTimersByTime(999);
+      expect(await store.claim('k', LEASE)).toEqual({ status: 'in_flight' });
+      jest.advanceTimersByTime(1);
+      const fast = await claimToken(store, 'k');
+      expect(fast).not.toBe(slow);
+      // The slow worker finishing late must not clobber the new lease.
+      await store.complete('k', slow, KEEP);
+      await store.release('k', slow);
+      expect(await store.claim('k', LEASE)).toEqual({ status: 'in_flight' });
+      await store.complete('k', fast, KEEP);
+      expect(await store.claim('k', LEASE)).toEqual({ status: 'done' });
+    });
+
+    it('forgets a completed key after retentionMs', async () => {
+      await store.complete('k', await claimToken(store, 'k'), { retentionMs: 5_000 });
+      jest.advanceTimersByTime(4_999);
+      expect(await store.claim('k', LEASE)).toEqual({ status: 'done' });
+      jest.advanceTimersByTime(1);
+      expect((await store.claim('k', LEASE)).status).toBe('claimed');
+    });
+
+    it('sweeps expired entries on its timer', async () => {
+      await store.complete('a', await claimToken(store, 'a'), { retentionMs: 1_000 });
+      await claimToken(store, 'b', 1_000);
+      await store.complete('c', await claimToken(store, 'c'), { retentionMs: 60_000 });
+      expect(store.entryCount).toBe(3);
+      jest.advanceTimersByTime(10_000);
+      expect(store.entryCount).toBe(1);
+      expect(await store.claim('c', LEASE)).toEqual({ status: 'done' });
+    });
+  });
+
+  describe('timers', () => {
+    it('unrefs its sweep timer so it never keeps the process alive, and clears it on close', async () => {
+      store = new MemoryStore();
+      const timer = store['timer'];
+      expect(timer).toBeDefined();
+      expect(timer!.hasRef()).toBe(false);
+      await store.close();
+      expect(store['timer']).toBeUndefined();
+    });
+  });
+
+  describe('bounded size', () => {
+    it('evicts the oldest completed keys first', async () => {
+      store = new MemoryStore({ maxEntries: 3 });
+      for (const key of ['a', 'b', 'c', 'd']) await completeKey(store, key);
+      expect(store.entryCount).toBe(3);
+      expect((await store.claim('a', LEASE)).status).toBe('claimed');
+      for (const key of ['b', 'c', 'd']) expect(await store.claim(key, LEASE)).toEqual({ status: 'done' });
+    });
+
+    it('never evicts a key in flight, however many keys complete', async () => {
+      store = new MemoryStore({ maxEntries: 2 });
+      const inFlight = await claimToken(store, 'slow', 60_000);
+      for (let i = 0; i < 10; i++) await completeKey(store, `k${i}`);
+      expect(await store.claim('slow', LEASE)).toEqual({ status: 'in_flight' });
+      expect(store.entryCount).toBe(3);
+      await store.complete('slow', inFlight, KEEP);
+      expect(await store.claim('slow', LEASE)).toEqual({ status: 'done' });
+      // 'slow' is now the newest completed key; the oldest remaining completed key goes.
+      expect(await store.claim('k9', LEASE)).toEqual({ status: 'done' });
+      expect((await store.claim('k8', LEASE)).status).toBe('claimed');
+    });
+
+    it('does not evict a key re-claimed after its retention ended when its old ring slot comes up', async () => {
+      jest.useFakeTimers({ now: 0 });
+      store = new MemoryStore({ maxEntries: 2 });
+      await store.complete('a', await claimToken(store, 'a'), { retentionMs: 10 });
+      jest.advanceTimersByTime(20);
+      // 'a' expired; a redelivery claims it again and is still running.
+      const token = await claimToken(store, 'a', 60_000);
+      await completeKey(store, 'b');
+      await completeKey(store, 'c');
+      expect(await store.claim('a', LEASE)).toEqual({ status: 'in_flight' });
+      await store.complete('a', token, KEEP);
+      expect(await store.claim('a', LEASE)).toEqual({ status: 'done' });
+    });
+
+    it('stays bounded under many keys', async () => {
+      store = new MemoryStore({ maxEntries: 100 });
+      for (let i = 0; i < 1_000; i++) await completeKey(store, `key-${i}`);
+      expect(store.entryCount).toBe(100);
+      expect(await store.claim('key-999', LEASE)).toEqual({ status: 'done' });
+      expect(await store.claim('key-900', LEASE)).toEqual({ status: 'done' });
+      expect((await store.claim('key-899', LEASE)).status).toBe('claimed');
+    });
+  });
+});

@@ -1,0 +1,122 @@
+import { Console } from 'node:console';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { harness, signed, type Harness } from '../helpers/callbacks';
+import { SECRET } from '../helpers/callbacks';
+import { sampleNotification } from '../../src/testing';
+
+/** A stream that keeps everything written to it. */
+function capture(): { stream: Writable; text: () => string } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  return { stream, text: () => chunks.join('') };
+}
+
+// Payer data that must never reach a log line, distinctive enough to search for.
+const PAYER = {
+  clientName: 'Zebulon Payerson',
+  clientEmail: 'zebulon.payerson@example.org',
+  clientPhone: '+15550009999',
+  clientMemberId: 'member-771133',
+  notes: 'gift for aunt Philippa',
+};
+const notification = (n: number, overrides: Record<string, string> = {}) =>
+  sampleNotification({ ...PAYER, id: String(80000000000000000n + BigInt(n)), transactionId: String(700000 + n), referenceId: `order-${n}`, ...overrides });
+
+/** Sends one of each kind of attempt; returns every X-Signature value sent. */
+async function sendMix(h: Harness): Promise<string[]> {
+  const signatures: string[] = [];
+  const send = async (path: string, fields: Record<string, string>, options: Parameters<typeof signed>[1], status: number) => {
+    const req = signed(fields, options);
+    if (req.headers['X-Signature']) signatures.push(req.headers['X-Signature']);
+    await h.http().post(path).set(req.headers).send(req.body).expect(status);
+  };
+  await send('/callbacks/caibo', notification(1), {}, 200); // handled
+  await send('/callbacks/caibowh', notification(1), { type: 'json' }, 200); // duplicate, as JSON
+  await send('/callbacks/caibo', notification(2), { secret: 'caibo_test_sk_wrong' }, 401); // signature.invalid
+  await send('/callbacks/caibo', notification(3, { paymentRequestStatusId: 'paid' }), {}, 400); // payload.invalid
+  await send('/callbacks/caibo', notification(4), {}, 500); // handler.failed (its message quotes the payer)
+  return signatures;
+}
+
+const onStatus = async (event: { kind: string; referenceId?: string | null; client?: { email: string | null } }) => {
+  if (event.kind === 'payment' && event.referenceId === 'order-4') throw new Error(`could not email ${event.client?.email}`);
+};
+
+function assertNoSecrets(output: string, signatures: string[]) {
+  for (const value of Object.values(PAYER)) expect(output).not.toContain(value);
+  expect(output).not.toContain(SECRET);
+  expect(signatures.length).toBeGreaterThanOrEqual(4);
+  for (const signature of signatures) {
+    expect(output).not.toContain(signature);
+    expect(output).not.toContain(signature.slice(0, 24));
+  }
+}
+
+describe('one log line per callback attempt', () => {
+  let h: Harness;
+  afterEach(async () => h?.close());
+
+  it('with pino: route, outcome, status, error type, duration, dedupe key and secret index, and no payer data, secret or signature', async () => {
+    const out = capture();
+    const logger = pino({ level: 'info', base: undefined }, out.stream);
+    h = await harness('express5', { secret: ['caibo_test_sk_old_0000', SECRET], logger, onStatus: onStatus as never });
+    const signatures = await sendMix(h);
+    const lines = out
+      .text()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const attempts = lines.filter((l) => typeof l.route === 'string');
+    expect(attempts.map((l) => [l.route, l.outcome, l.status, l.errorType ?? null])).toEqual([
+      ['/caibo', 'handled', 200, null],
+      ['/caibowh', 'duplicate', 200, null],
+      ['/caibo', 'rejected', 401, 'signature.invalid'],
+      ['/caibo', 'rejected', 400, 'payload.invalid'],
+      ['/caibo', 'failed', 500, 'handler.failed'],
+    ]);
+    // pino levels: info 30, warn 40, error 50.
+    expect(attempts.map((l) => l.level)).toEqual([30, 30, 40, 40, 50]);
+    for (const line of attempts) expect(typeof line.durationMs).toBe('number');
+    expect(attempts[0]).toMatchObject({ key: '80000000000000001:700001:1:1', secretIndex: 1, msg: 'caibo callback' });
+    expect(attempts[1]).toMatchObject({ key: '80000000000000001:700001:1:1', secretIndex: 1 });
+    expect(attempts[2]).not.toHaveProperty('key');
+    expect(attempts[4]).toMatchObject({ key: '80000000000000004:700004:1:1', err: { name: 'Error' } });
+    assertNoSecrets(out.text(), signatures);
+  });
+
+  it('with console: the same fields, and nothing private either', async () => {
+    const out = capture();
+    const console = new Console({ stdout: out.stream, stderr: out.stream, colorMode: false, inspectOptions: { breakLength: Infinity } });
+    h = await harness('connect', { logger: console, onStatus: onStatus as never });
+    const signatures = await sendMix(h);
+    const lines = out.text().trim().split('\n');
+    const attempts = lines.filter((l) => l.includes("route: '/caibo"));
+    expect(attempts).toHaveLength(5);
+    expect(attempts[0]).toMatch(/outcome: 'handled'.*status: 200.*durationMs: [\d.]+.*key: '80000000000000001:700001:1:1'.*secretIndex: 0.*caibo callback$/);
+    expect(attempts[2]).toMatch(/outcome: 'rejected'.*status: 401.*errorType: 'signature.invalid'/);
+    expect(attempts[4]).toMatch(/outcome: 'failed'.*status: 500.*errorType: 'handler.failed'/);
+    assertNoSecrets(out.text(), signatures);
+  });
+
+  it('with a pino child logger: its bindings ride along on every attempt line', async () => {
+    const out = capture();
+    const logger = pino({ level: 'trace' }, out.stream).child({ component: 'payments' });
+    h = await harness('express4', { logger, onStatus: onStatus as never });
+    const signatures = await sendMix(h);
+    const attempts = out
+      .text()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((l) => typeof l.route === 'string');
+    expect(attempts).toHaveLength(5);
+    expect(attempts.every((l) => l.component === 'payments')).toBe(true);
+    assertNoSecrets(out.text(), signatures);
+  });
+});

@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import Redis from 'ioredis';
+import { createClient } from 'redis';
+import { RedisStore } from '../../src/stores/redis';
+import { runStoreConformance } from '../../src/testing';
+
+const URL = 'redis://127.0.0.1:6379';
+const prefix = `test:redis-store:${randomUUID()}:`;
+const ioredis = new Redis(URL, { lazyConnect: true });
+const nodeRedis = createClient({ url: URL });
+nodeRedis.on('error', () => undefined);
+
+beforeAll(async () => {
+  await ioredis.connect();
+  await nodeRedis.connect();
+});
+
+afterAll(async () => {
+  // Expiry would clear these anyway; delete them so the shared Redis stays tidy.
+  const keys = await ioredis.keys(`${prefix}*`);
+  if (keys.length > 0) await ioredis.del(...keys);
+  ioredis.disconnect();
+  await nodeRedis.quit();
+});
+
+const timing = { leaseMs: 200, retentionMs: 200, slackMs: 60 };
+
+runStoreConformance({
+  name: 'RedisStore (ioredis)',
+  describe,
+  it,
+  expect,
+  createStore: () => new RedisStore({ client: ioredis, prefix: `${prefix}io:` }),
+  timing,
+  paymentStates: true,
+});
+
+runStoreConformance({
+  name: 'RedisStore (node-redis)',
+  describe,
+  it,
+  expect,
+  createStore: () => new RedisStore({ client: nodeRedis, prefix: `${prefix}node:` }),
+  timing,
+  paymentStates: true,
+});
+
+describe('RedisStore', () => {
+  it('shares state between an ioredis and a node-redis client on one prefix', async () => {
+    const a = new RedisStore({ client: ioredis, prefix: `${prefix}shared:` });
+    const b = new RedisStore({ client: nodeRedis, prefix: `${prefix}shared:` });
+    const claim = await a.claim('k1', { leaseMs: 10_000 });
+    expect(claim.status).toBe('claimed');
+    expect(await b.claim('k1', { leaseMs: 10_000 })).toEqual({ status: 'in_flight' });
+    if (claim.status === 'claimed') await a.complete('k1', claim.token, { retentionMs: 10_000 });
+    expect(await b.claim('k1', { leaseMs: 10_000 })).toEqual({ status: 'done' });
+  });
+
+  it('stores one key per event under the prefix, expiring with the lease and then the retention', async () => {
+    const store = new RedisStore({ client: ioredis, prefix: `${prefix}layout:` });
+    const claim = await store.claim('evt', { leaseMs: 5_000 });
+    const key = `${prefix}layout:evt`;
+    expect(claim.status).toBe('claimed');
+    expect(await ioredis.get(key)).toBe(claim.status === 'claimed' ? `L:${claim.token}` : null);
+    const leaseTtl = await ioredis.pttl(key);
+    expect(leaseTtl > 4_000 && leaseTtl <= 5_000).toBe(true);
+    if (claim.status === 'claimed') await store.complete('evt', claim.token, { retentionMs: 86_400_000 });
+    expect(await ioredis.get(key)).toBe('D');
+    const retentionTtl = await ioredis.pttl(key);
+    expect(retentionTtl > 86_000_000).toBe(true);
+  });
+
+  it('runs each operation as a single EVALSHA once the scripts are loaded', async () => {
+    const monitor = await ioredis.monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      // Commands a script runs show up with source "lua"; only what the client sent counts.
+      if (source !== 'lua' && args.some((a) => a.startsWith(`${prefix}rt:`))) seen.push(String(args[0]).toUpperCase());
+    });
+    try {
+      const store = new RedisStore({ client: ioredis, prefix: `${prefix}rt:` });
+      await store.init();
+      const claim = await store.claim('x', { leaseMs: 10_000 });
+      if (claim.status === 'claimed') await store.complete('x', claim.token, { retentionMs: 10_000 });
+      await store.release('x', 'stale');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      monitor.disconnect();
+    }
+    expect(seen).toEqual(['EVALSHA', 'EVALSHA', 'EVALSHA']);
+  });
+
+  it('refuses something that is not a Redis client, naming both accepted clients', () => {
+    expect(() => new RedisStore({ client: {} as never })).toThrow(/ioredis.*node-redis/);
+    expect(() => new RedisStore({ client: ioredis, operationTimeoutMs: -1 })).toThrow(/operationTimeoutMs/);
+  });
+});
