@@ -4,7 +4,8 @@
 //
 // Env: BENCH_ROUNDS (3), BENCH_WARMUP (3 s), BENCH_DURATION (10 s), BENCH_CONNECTIONS (50),
 //      BENCH_ONLY=A,C2,ours-http (subset), BENCH_DEFERRED_STORE=redis|postgres|sqlite,
-//      BENCH_POOL_RATE (requests/s the caibo pool is sized for; default 120000).
+//      BENCH_POOL_RATE (requests/s the caibo pool is sized for; default 120000),
+//      BENCH_NODE_ARGS (node flags for the servers, e.g. --cpu-prof --cpu-prof-dir=DIR).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -127,7 +128,9 @@ async function guard(variant, port, n) {
 }
 
 async function startServer(variant) {
-  const [cmd, args] = pinned(0, [process.execPath, path.join(here, 'server.mjs'), variant.name]);
+  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", goes to the server processes.
+  const nodeArgs = env.BENCH_NODE_ARGS ? env.BENCH_NODE_ARGS.split(' ').filter(Boolean) : [];
+  const [cmd, args] = pinned(0, [process.execPath, ...nodeArgs, path.join(here, 'server.mjs'), variant.name]);
   const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...env, NODE_ENV: 'production' } });
   const msg = await waitFor(child, ['ready', 'skip']);
   return { child, msg };

@@ -1,16 +1,55 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ipKeyGenerator, rateLimit, type Options as ExpressRateLimitOptions } from 'express-rate-limit';
+import { createRequire } from 'node:module';
 import { clientIp } from '../http/client-ip';
 import { parseClientIp } from './ip-allowlist';
 
 /**
- * The express-rate-limit options the router accepts. The refusal itself (`handler`,
- * `statusCode`, `message`, `requestPropertyName`) is the router's: a flood is answered 429
- * `rate.limited` like every other refusal, through `onRejected` and the logger.
+ * The express-rate-limit options the router accepts (express-rate-limit is an optional peer
+ * dependency: install it to use `rateLimit`). The refusal itself (`handler`, `statusCode`,
+ * `message`, `requestPropertyName`) is the router's: a flood is answered 429 `rate.limited` like
+ * every other refusal, through `onRejected` and the logger. Declared here rather than imported,
+ * so the public types need neither express-rate-limit nor `@types/express`.
  */
-export type RateLimitOptions = Partial<
-  Omit<ExpressRateLimitOptions, 'handler' | 'statusCode' | 'message' | 'requestPropertyName'>
->;
+export interface RateLimitOptions {
+  /** The window, in ms. Defaults to `60_000`. */
+  windowMs?: number;
+  /** Requests allowed per client address and window (or a function of the request). Defaults to `600`. */
+  limit?: number | ((req: IncomingMessage, res: ServerResponse) => number | Promise<number>);
+  /** An express-rate-limit store (Redis, Memcached, …) to share counts across instances. Defaults to its memory store. */
+  store?: object;
+  /** The key requests are counted by. Defaults to the client address `allowIps` sees, IPv6 grouped by `ipv6Subnet`. */
+  keyGenerator?: (req: IncomingMessage, res: ServerResponse) => string | Promise<string>;
+  /** Requests for which this returns true are not counted. */
+  skip?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+  /** The IPv6 prefix length addresses are grouped by, or `false`. Defaults to `56`. */
+  ipv6Subnet?: number | false;
+  /** Let requests through when the store fails (fail open). Defaults to `false`: 503. */
+  passOnStoreError?: boolean;
+  /** Which `RateLimit` headers to send. Defaults to `'draft-7'`. */
+  standardHeaders?: boolean | 'draft-6' | 'draft-7';
+  /** Send `X-RateLimit-*` headers. Defaults to `false`. */
+  legacyHeaders?: boolean;
+  /** Any other express-rate-limit option, passed through. */
+  [option: string]: unknown;
+}
+
+/** The parts of express-rate-limit the router uses. */
+interface ExpressRateLimit {
+  rateLimit(options: Record<string, unknown>): (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => Promise<void>;
+  ipKeyGenerator(ip: string, ipv6Subnet: number | false): string;
+}
+
+/** Loads express-rate-limit only when `rateLimit` is configured; a missing package says what to install. */
+function loadExpressRateLimit(): ExpressRateLimit {
+  try {
+    return createRequire(__filename)('express-rate-limit') as ExpressRateLimit;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'MODULE_NOT_FOUND') {
+      throw new TypeError('caiboCallbacks: `rateLimit` needs the express-rate-limit package: run `npm install express-rate-limit`', { cause: error });
+    }
+    throw error;
+  }
+}
 
 /** What a rate-limit check decided for one request. */
 export type RateLimitVerdict = { kind: 'pass' } | { kind: 'limited' } | { kind: 'error'; error: unknown };
@@ -40,10 +79,10 @@ const LIMITED = Symbol('rate.limited');
  * socket address), with zone ids dropped and IPv4-mapped IPv6 folded to IPv4 before
  * express-rate-limit groups IPv6 addresses by subnet.
  */
-function keyFor(req: IncomingMessage, ipv6Subnet: number | false): string {
+function keyFor(erl: ExpressRateLimit, req: IncomingMessage, ipv6Subnet: number | false): string {
   const ip = clientIp(req);
   const parsed = ip === undefined ? null : parseClientIp(ip);
-  return parsed === null ? 'unknown' : ipKeyGenerator(parsed.toString(), ipv6Subnet);
+  return parsed === null ? 'unknown' : erl.ipKeyGenerator(parsed.toString(), ipv6Subnet);
 }
 
 /**
@@ -69,15 +108,16 @@ export function compileRateLimit(options: RateLimitOptions | false | undefined, 
     throw new TypeError('caiboCallbacks: `rateLimit.ipv6Subnet` must be a number between 32 and 64, or false');
   }
   const subnet = ipv6Subnet ?? 56;
-  const limiter = rateLimit({
+  const erl = loadExpressRateLimit();
+  const limiter = erl.rateLimit({
     ...RATE_LIMIT_DEFAULTS,
     // draft-7 headers are written with setHeader only (draft-8 needs Express's res.append).
     standardHeaders: 'draft-7',
     legacyHeaders: false,
-    keyGenerator: (req) => keyFor(req, subnet),
+    keyGenerator: (req: IncomingMessage) => keyFor(erl, req, subnet),
     logger,
     ...rest,
-    handler: (_req, _res, next) => next(LIMITED),
+    handler: (_req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void) => next(LIMITED),
   });
   return (req, res) =>
     new Promise<RateLimitVerdict>((resolve) => {
@@ -86,7 +126,6 @@ export function compileRateLimit(options: RateLimitOptions | false | undefined, 
         else if (error === LIMITED) resolve({ kind: 'limited' });
         else resolve({ kind: 'error', error });
       };
-      // express-rate-limit's types name Express's req/res; it only uses node:http members here.
-      void (limiter as unknown as (q: IncomingMessage, s: ServerResponse, n: (e?: unknown) => void) => Promise<void>)(req, res, next);
+      void limiter(req, res, next);
     });
 }

@@ -117,6 +117,8 @@ interface ClaimRow {
 export class PostgresStore implements CallbackStore, PaymentStateStore {
   /** The quoted, schema-qualified table name. */
   readonly tableName: string;
+  /** The quoted, schema-qualified name of the ordering guard's states table. */
+  readonly statesTableName: string;
   readonly operationTimeoutMs: number;
   private readonly pool: PgPoolLike;
   private readonly schemaSql: string;
@@ -149,6 +151,7 @@ export class PostgresStore implements CallbackStore, PaymentStateStore {
 
     const t = this.tableName;
     const st = qualified(table, options.schema, '_states');
+    this.statesTableName = st;
     const expiry = `clock_timestamp() + $3::double precision * interval '1 millisecond'`;
     this.sql = {
       // The INSERT takes an absent or expired key; when it takes nothing, the row as this

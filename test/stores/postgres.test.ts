@@ -25,7 +25,7 @@ runStoreConformance({
   expect,
   createStore: () => new PostgresStore({ pool, schema, table: `conf_${++tables}` }),
   cleanup: async (store) => {
-    await pool.query(`DROP TABLE ${store.tableName}`);
+    await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}`);
   },
   timing: { leaseMs: 200, retentionMs: 200, slackMs: 60 },
   paymentStates: true,
