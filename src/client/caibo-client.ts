@@ -21,6 +21,20 @@ export interface CaiboClientOptions {
 
 const DIGITS = /^\d{1,32}$/;
 
+/**
+ * A signal aborted when either is. `AbortSignal.any` arrived in Node 20.3; `engines` allows 20.0,
+ * so older 20.x get the same behaviour from a small fallback.
+ */
+function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const controller = new AbortController();
+  for (const signal of [a, b]) {
+    if (signal.aborted) controller.abort(signal.reason);
+    else signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
+  }
+  return controller.signal;
+}
+
 /** fetch's timeout is a DOMException, which is not always `instanceof Error` across realms. */
 function isTimeout(error: unknown): boolean {
   const name = (error as { name?: unknown } | null)?.name;
@@ -93,7 +107,7 @@ export class CaiboClient {
       try {
         const response = await this.fetchImpl(url, {
           headers: { 'X-API-Key': this.apiKey, Accept: 'application/json' },
-          signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
+          signal: options.signal ? eitherSignal(options.signal, AbortSignal.timeout(this.timeoutMs)) : AbortSignal.timeout(this.timeoutMs),
         });
         const body = await response.text();
         if (response.ok) return this.parse(body, id);
