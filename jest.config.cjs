@@ -9,6 +9,7 @@ module.exports = {
   moduleNameMapper: {
     '^caibo-callbacks$': '<rootDir>/src/index.ts',
     '^caibo-callbacks/testing$': '<rootDir>/src/testing/index.ts',
+    '^caibo-callbacks/prometheus$': '<rootDir>/src/prometheus.ts',
     '^caibo-callbacks/(redis|postgres|sqlite)$': '<rootDir>/src/stores/$1.ts',
   },
 };

@@ -13,6 +13,7 @@ export default defineConfig([
     entry: {
       index: 'src/index.ts',
       testing: 'src/testing/index.ts',
+      prometheus: 'src/prometheus.ts',
       redis: 'src/stores/redis.ts',
       postgres: 'src/stores/postgres.ts',
       sqlite: 'src/stores/sqlite.ts',
@@ -24,7 +25,8 @@ export default defineConfig([
     clean: true,
     // tsup 8 sets baseUrl for its declaration build, which TypeScript 6 deprecates.
     dts: { compilerOptions: { ignoreDeprecations: '6.0' } },
-    outExtension: ({ format }) => (format === 'esm' ? { js: '.mjs', dts: '.d.mts' } : { js: '.cjs', dts: '.d.cts' }),
+    // The package is "type": "commonjs", so CJS declarations are plain .d.ts.
+    outExtension: ({ format }) => (format === 'esm' ? { js: '.mjs', dts: '.d.mts' } : { js: '.cjs', dts: '.d.ts' }),
   },
   {
     ...shared,

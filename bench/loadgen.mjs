@@ -60,7 +60,7 @@ function latencyRecorder() {
   };
 }
 
-function cannon(url, items, from, count, { connections, duration }) {
+function cannon(url, items, from, count, { connections, duration, amount, onResponse }) {
   const per = Math.floor(count / connections);
   const clients = [];
   const latency = latencyRecorder();
@@ -70,7 +70,7 @@ function cannon(url, items, from, count, { connections, duration }) {
         url,
         connections,
         pipelining: 1,
-        duration,
+        ...(amount === undefined ? { duration } : { amount }),
         method: 'POST',
         setupClient(client) {
           const it = client.requestIterator;
@@ -92,11 +92,15 @@ function cannon(url, items, from, count, { connections, duration }) {
       },
     );
     instance.on('error', reject);
-    instance.on('response', (_client, _status, _bytes, responseTime) => latency.record(responseTime));
+    instance.on('response', (_client, _status, _bytes, responseTime) => {
+      latency.record(responseTime);
+      onResponse?.();
+    });
   });
 }
 
 process.on('message', async (msg) => {
+  if (msg?.type === 'soak') return soak(msg);
   if (msg?.type !== 'run') return;
   try {
     const { url, pool, warmup, duration, connections, poolSize } = msg;
@@ -128,4 +132,20 @@ process.on('message', async (msg) => {
     process.send({ type: 'error', message: String(error?.stack ?? error) });
   }
 });
+/** Exactly `amount` distinct requests, reporting progress every `every` responses. */
+async function soak({ url, pool, amount, connections, every }) {
+  try {
+    const items = getPool(pool, amount);
+    process.send({ type: 'started' });
+    let n = 0;
+    const onResponse = () => {
+      if (++n % every === 0) process.send({ type: 'progress', responses: n });
+    };
+    const { result, wrapped } = await cannon(url, items, 0, amount, { connections, amount, onResponse });
+    process.send({ type: 'result', result: { total: result.requests.total, non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts, poolWrapped: wrapped, duration: result.duration } });
+  } catch (error) {
+    process.send({ type: 'error', message: String(error?.stack ?? error) });
+  }
+}
+
 process.send({ type: 'hello' });

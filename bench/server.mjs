@@ -201,6 +201,12 @@ async function listener() {
     }
     case 'ours-http':
       return onHttp(await ours(await makeStore('memory')));
+    case 'ours-default': {
+      // No `store` option at all: the router's own default store (the soak).
+      const { caiboCallbacks } = lib();
+      router = caiboCallbacks({ secret: CAIBO_SECRET, allowIps: ['127.0.0.1', '::1'], onStatus: () => void handled++ });
+      return onHttp(router);
+    }
     case 'ours-sqlite':
       return onHttp(await ours(await makeStore('sqlite')));
     case 'ours-redis':

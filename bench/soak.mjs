@@ -1,106 +1,103 @@
-// Memory soak (`npm run bench:soak`): 1,000,000 distinct signed notifications through the real
-// router with the memory store's default configuration (maxEntries 100,000), called in process
-// with a readable-stream request and a minimal response, 64 in flight. Prints RSS every 100,000
-// events and the peak (VmHWM), and checks that RSS stays flat once the entry cap is reached.
+// Memory soak (`npm run bench:soak`): 1,000,000 distinct signed notifications over HTTP into the
+// router with its default store (a MemoryStore with the default maxEntries of 100,000), on
+// node:http, in its own process pinned to core 0; autocannon on core 1 sends the precomputed
+// pool. Prints the server's RSS every 100,000 responses and its peak (VmHWM), and whether RSS
+// stays flat once the entry cap is reached.
 //
-// Env: SOAK_EVENTS (1000000), SOAK_EVERY (100000), SOAK_CONCURRENCY (64), SOAK_LIMIT_MB (150).
-import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+// Env: SOAK_EVENTS (1000000), SOAK_EVERY (100000), SOAK_CONNECTIONS (50), SOAK_LIMIT_MB (150),
+//      BENCH_NODE_ARGS (node flags for the server).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { CAIBO_SECRET, caiboRequest } from './lib/pools.mjs';
+import { caiboRequest, POOL_PATHS } from './lib/pools.mjs';
 
-const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
-const { caiboCallbacks } = require('../dist/index.cjs');
-
 const EVENTS = Number(process.env.SOAK_EVENTS ?? 1_000_000);
 const EVERY = Number(process.env.SOAK_EVERY ?? 100_000);
-const CONCURRENCY = Number(process.env.SOAK_CONCURRENCY ?? 64);
+const CONNECTIONS = Number(process.env.SOAK_CONNECTIONS ?? 50);
 const LIMIT_MB = Number(process.env.SOAK_LIMIT_MB ?? 150);
-const MB = 1024 * 1024;
+const CAP = 100_000;
 
-let handled = 0;
-// No `store` option: the router's default, a MemoryStore with its default maxEntries.
-const router = caiboCallbacks({
-  secret: CAIBO_SECRET,
-  allowIps: ['127.0.0.1'],
-  onStatus: () => {
-    handled++;
-  },
-});
+const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+const pinned = (core, args) => (hasTaskset ? ['taskset', ['-c', String(core), ...args]] : [args[0], args.slice(1)]);
 
-function vm(field) {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) / 1024 : null;
-}
-
-/** One request through the router; resolves with the status code. */
-function send(i) {
-  const { headers, body } = caiboRequest(i);
-  const bytes = Buffer.from(body);
-  const req = Readable.from([bytes], { objectMode: false });
-  req.method = 'POST';
-  req.url = '/caibo';
-  req.headers = { 'content-type': headers['Content-Type'], 'x-signature': headers['X-Signature'], 'content-length': String(bytes.length), host: 'localhost' };
-  req.socket = { remoteAddress: '127.0.0.1' };
-  return new Promise((resolve) => {
-    const res = {
-      statusCode: 200,
-      headersSent: false,
-      writableEnded: false,
-      setHeader() {},
-      getHeader() {},
-      end() {
-        this.headersSent = true;
-        this.writableEnded = true;
-        resolve(this.statusCode);
-      },
-    };
-    router(req, res, () => resolve(404));
+function next(child, types) {
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg) => types.includes(msg?.type) && (cleanup(), resolve(msg));
+    const onExit = (code) => (cleanup(), reject(new Error(`child exited (${code})`)));
+    const cleanup = () => (child.off('message', onMessage), child.off('exit', onExit));
+    child.on('message', onMessage);
+    child.on('exit', onExit);
   });
 }
 
-const samples = [];
-let next = 0;
-let failures = 0;
-const started = performance.now();
-let windowStart = started;
-async function worker() {
-  while (next < EVENTS) {
-    const i = next++;
-    const status = await send(i);
-    if (status !== 200) failures++;
-    const done = i + 1;
-    if (done % EVERY === 0) {
-      const now = performance.now();
-      if (globalThis.gc && process.env.SOAK_GC) globalThis.gc();
-      const mem = process.memoryUsage();
-      samples.push({ events: done, rssMb: mem.rss / MB, heapUsedMb: mem.heapUsed / MB, peakRssMb: vm('VmHWM'), eventsPerS: EVERY / ((now - windowStart) / 1000) });
-      windowStart = now;
-      const s = samples.at(-1);
-      console.log(
-        `${String(done).padStart(9)} events  RSS ${s.rssMb.toFixed(1).padStart(6)} MB  heap ${s.heapUsedMb.toFixed(1).padStart(6)} MB  peak ${s.peakRssMb.toFixed(1).padStart(6)} MB  ${Math.round(s.eventsPerS).toLocaleString('en-US').padStart(7)} events/s`,
-      );
-    }
-  }
+function vm(pid, field) {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : null;
 }
 
-console.log(`soak: ${EVENTS.toLocaleString('en-US')} distinct events, default MemoryStore (maxEntries 100,000), ${CONCURRENCY} in flight, node ${process.version}`);
-await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-await router.close();
-const peak = vm('VmHWM');
-// Flat after the cap: RSS over the second half of the run against its first sample past the cap.
-const afterCap = samples.filter((s) => s.events > 200_000);
-const spread = afterCap.length > 1 ? Math.max(...afterCap.map((s) => s.rssMb)) - Math.min(...afterCap.map((s) => s.rssMb)) : null;
+function post(port, { headers, body }) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: POOL_PATHS.caibo, method: 'POST', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean) : [];
+const [scmd, sargs] = pinned(0, [process.execPath, ...nodeArgs, path.join(here, 'server.mjs'), 'ours-default']);
+const server = spawn(scmd, sargs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'production' } });
+const [lcmd, largs] = pinned(1, [process.execPath, path.join(here, 'loadgen.mjs')]);
+const loadgen = spawn(lcmd, largs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const { port } = await next(server, ['ready']);
+await next(loadgen, ['hello']);
+const pid = server.pid;
+
+// Correctness first: a tampered body is refused, a valid one accepted.
+const guard = caiboRequest(1, 90000000000000000n);
+const tampered = await post(port, { ...guard, body: guard.body.replace('grossAmount=10', 'grossAmount=99') });
+const valid = await post(port, guard);
+if (tampered !== 401 || valid !== 200) throw new Error(`guard failed: tampered ${tampered}, valid ${valid}`);
+
+console.log(`soak: ${EVENTS.toLocaleString('en-US')} distinct events over HTTP, router's default MemoryStore (maxEntries ${CAP.toLocaleString('en-US')}), ${CONNECTIONS} connections, node ${process.version}, load average ${os.loadavg()[0].toFixed(2)}`);
+console.log('building the signed pool…');
+const samples = [];
+const started = performance.now();
+let last = started;
+const sample = (responses) => {
+  const now = performance.now();
+  const s = { events: responses, rssMb: vm(pid, 'VmRSS'), peakRssMb: vm(pid, 'VmHWM'), eventsPerS: EVERY / ((now - last) / 1000) };
+  last = now;
+  samples.push(s);
+  console.log(`${String(responses).padStart(9)} events  RSS ${s.rssMb.toFixed(1).padStart(6)} MB  peak ${s.peakRssMb.toFixed(1).padStart(6)} MB  ${Math.round(s.eventsPerS).toLocaleString('en-US').padStart(7)} events/s`);
+};
+loadgen.on('message', (msg) => {
+  if (msg?.type === 'started') last = performance.now();
+  if (msg?.type === 'progress') sample(msg.responses);
+});
+loadgen.send({ type: 'soak', url: `http://127.0.0.1:${port}${POOL_PATHS.caibo}`, pool: 'caibo', amount: EVENTS, connections: CONNECTIONS, every: EVERY });
+const out = await next(loadgen, ['result', 'error']);
+loadgen.kill();
+if (out.type === 'error') throw new Error(out.message);
+const peak = vm(pid, 'VmHWM');
+server.send({ type: 'stop' });
+const { stats } = await next(server, ['stopped']);
+const r = out.result;
+const afterCap = samples.filter((s) => s.events >= 2 * CAP);
+const range = afterCap.length > 1 ? Math.max(...afterCap.map((s) => s.rssMb)) - Math.min(...afterCap.map((s) => s.rssMb)) : null;
 const growth = afterCap.length > 1 ? afterCap.at(-1).rssMb - afterCap[0].rssMb : null;
-const seconds = (performance.now() - started) / 1000;
-console.log(`\nhandled ${handled.toLocaleString('en-US')}, non-200 ${failures}, ${seconds.toFixed(1)} s`);
+const handledOk = stats.handled === EVENTS + 1;
+console.log(`\nresponses ${r.total.toLocaleString('en-US')}, non-2xx ${r.non2xx + r.errors + r.timeouts}, handler calls ${stats.handled.toLocaleString('en-US')} (want ${(EVENTS + 1).toLocaleString('en-US')} incl. the guard: ${handledOk ? 'ok' : 'MISMATCH'}), duplicates ${stats.duplicate}${r.poolWrapped ? ', POOL WRAPPED' : ''}`);
 console.log(`peak RSS ${peak.toFixed(1)} MB (target < ${LIMIT_MB} MB): ${peak < LIMIT_MB ? 'PASS' : 'MISS'}`);
-if (spread !== null) console.log(`after the cap (200k..${EVENTS / 1000}k): RSS range ${spread.toFixed(1)} MB, first→last ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB`);
+if (range !== null) console.log(`from ${2 * CAP / 1000}k events on (past the cap): RSS range ${range.toFixed(1)} MB, first→last ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB`);
 mkdirSync(path.join(here, 'results'), { recursive: true });
 const file = path.join(here, 'results', `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ events: EVENTS, concurrency: CONCURRENCY, node: process.version, handled, failures, seconds, peakRssMb: peak, afterCapRangeMb: spread, afterCapGrowthMb: growth, samples }, null, 2));
+writeFileSync(file, JSON.stringify({ events: EVENTS, connections: CONNECTIONS, node: process.version, nodeArgs, loadavg: os.loadavg(), responses: r.total, non2xx: r.non2xx + r.errors + r.timeouts, stats, seconds: (performance.now() - started) / 1000, peakRssMb: peak, afterCapRangeMb: range, afterCapGrowthMb: growth, samples }, null, 2));
 console.log(`results: ${path.relative(process.cwd(), file)}`);
-if (failures > 0 || handled !== EVENTS) process.exitCode = 1;
+if (!handledOk || r.non2xx + r.errors + r.timeouts > 0 || peak >= LIMIT_MB) process.exitCode = 1;

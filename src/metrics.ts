@@ -44,7 +44,7 @@ export interface ResponseTimeSnapshot {
  * (`null` before the first request).
  */
 export interface CallbackRates {
-  /** (handled + duplicate) / received: callbacks acknowledged with the handler done. */
+  /** (handled + duplicate + queued + stale) / received: callbacks acknowledged (handled, already handled, safely queued, or recognised as stale). */
   successRate: number | null;
   /** (rejected + failed) / received: every callback not acknowledged as done. `successRate + errorRate` is 1. */
   errorRate: number | null;
@@ -67,6 +67,10 @@ export interface MetricsSnapshot {
   handled: number;
   /** Deliveries of an event already completed: answered 200 without calling the handler. */
   duplicate: number;
+  /** Deferred mode: new events written to the inbox and acknowledged (the worker runs them). */
+  queued: number;
+  /** Non-final events after a final one (ordering guard): acknowledged, `onStale` instead of the handler. */
+  stale: number;
   /** Requests refused with a 4xx (bad signature, IP, payload, in flight, ...). */
   rejected: number;
   /** Server-side failures: every 5xx, and a handler failure acknowledged under `ackOnError`. */
@@ -112,6 +116,8 @@ export class CallbackMetrics {
   private received = 0;
   private handled = 0;
   private duplicate = 0;
+  private queued = 0;
+  private stale = 0;
   private rejected = 0;
   private failed = 0;
   private readonly reasons = new Map<CallbackErrorType, number>();
@@ -128,6 +134,8 @@ export class CallbackMetrics {
     const kind = outcome.kind;
     if (kind === 'handled') this.handled++;
     else if (kind === 'duplicate') this.duplicate++;
+    else if (kind === 'queued') this.queued++;
+    else if (kind === 'stale') this.stale++;
     else if (kind === 'rejected') this.rejected++;
     else this.failed++;
     const error = outcome.error;
@@ -156,6 +164,8 @@ export class CallbackMetrics {
       received,
       handled: this.handled,
       duplicate: this.duplicate,
+      queued: this.queued,
+      stale: this.stale,
       rejected: this.rejected,
       failed: this.failed,
       handlerFailures: this.reasons.get('handler.failed') ?? 0,
@@ -164,7 +174,7 @@ export class CallbackMetrics {
       bucketsMs: LATENCY_BUCKETS_MS,
       latency,
       rates: {
-        successRate: rate(this.handled + this.duplicate),
+        successRate: rate(this.handled + this.duplicate + this.queued + this.stale),
         errorRate: rate(this.rejected + this.failed),
         retryRate: rate(this.duplicate),
         responseTime: {

@@ -17,7 +17,7 @@ describe('examples/postgres', () => {
   const pool = new Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test', max: 4 });
 
   afterAll(async () => {
-    await pool.query(`DROP TABLE IF EXISTS ${storeTable}, ${storeTable}_states, ${ordersTable}`);
+    await pool.query(`DROP TABLE IF EXISTS ${storeTable}, ${storeTable}_states, ${storeTable}_inbox, ${ordersTable}`);
     await pool.end();
   });
 

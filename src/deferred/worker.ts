@@ -2,7 +2,9 @@ import { CallbackError } from '../errors';
 import type { CaiboEvent } from '../core/events';
 import type { Config, DeferredConfig } from '../options';
 import { describe } from '../pipeline';
+import { redactText } from '../security/redact';
 import type { InboxRecord, InboxStore, LeasedRecord } from '../stores/types';
+import { PAYER_FIELDS } from './codec';
 
 /** A deferred event as `router.pending()` and `router.dead()` list it. */
 export interface DeferredEntry {
@@ -191,7 +193,10 @@ export class DeferredWorker {
     const { config } = this;
     const dead = forceDead || record.attempts >= this.settings.maxAttempts;
     const cause = error.cause === undefined ? error : error.cause;
-    const message = `${error.type}: ${describe(cause).name}: ${describe(cause).message}`.slice(0, 500);
+    // lastError is stored in plaintext (encryption covers payloads only): a handler's message that
+    // quotes the payer ("cannot email x@y") must not put payer data at rest.
+    const payer = event === undefined ? [] : PAYER_FIELDS.map((field) => event.data[field]);
+    const message = redactText(`${error.type}: ${describe(cause).name}: ${describe(cause).message}`, payer).slice(0, 500);
     try {
       await this.inbox.fail(record.key, record.token, { error: message, retryAt: dead ? null : Date.now() + this.backoffMs(record.attempts) });
     } catch (storeError) {

@@ -22,13 +22,55 @@ export interface MemoryStoreOptions {
   sweepIntervalMs?: number;
 }
 
-interface Entry {
-  done: boolean;
+/** A claim in flight. */
+interface Lease {
   token: string;
-  /** Lease end while in flight, retention end once done (epoch ms). */
   expiresAt: number;
-  /** Completion sequence number, so a stale slot in the eviction ring is recognised. */
-  seq: number;
+}
+
+/**
+ * A copy of `s` that shares no memory with the request it came from. Keys and ids are cut from
+ * the request body, and V8 keeps such substrings as slices of the whole body text: held as they
+ * are, each of the `maxEntries` remembered keys would keep its ~500-byte body alive too.
+ */
+function own(s: string): string {
+  // ASCII (every key the router builds) copies flat through latin1 exactly; anything else
+  // through a slice of a fresh concatenation, which refers to that flattened copy only.
+  return Buffer.byteLength(s, 'utf8') === s.length ? Buffer.from(s, 'latin1').toString('latin1') : ` ${s}`.slice(1);
+}
+
+/**
+ * Bounded write-ordered slots: key and expiry of each write, in flat arrays rather than an object
+ * per key (a completed key then costs its string, a map entry and two slots). When full, a write
+ * takes the oldest slot, so evicting is O(1) — where deleting the head of a `Map` through
+ * `keys().next()` gets slower as deleted slots pile up. The owning map holds each key's slot; a
+ * slot whose key has been written again since (the map points elsewhere) is stale and ignored.
+ */
+class SlotRing {
+  readonly keys: (string | undefined)[];
+  readonly expiresAt: Float64Array;
+  private next = 0;
+
+  constructor(private readonly capacity: number) {
+    this.keys = new Array<string | undefined>(capacity);
+    this.expiresAt = new Float64Array(capacity);
+  }
+
+  /** Records a write of `key` in the oldest slot, evicting that slot's key from `owner` if current. */
+  write(key: string, expiresAt: number, owner: Map<string, number>): number {
+    const slot = this.next;
+    const old = this.keys[slot];
+    if (old !== undefined && owner.get(old) === slot) owner.delete(old);
+    this.keys[slot] = key;
+    this.expiresAt[slot] = expiresAt;
+    this.next = slot + 1 === this.capacity ? 0 : slot + 1;
+    return slot;
+  }
+
+  /** Empties a slot whose key was dropped or rewritten elsewhere. */
+  clear(slot: number): void {
+    this.keys[slot] = undefined;
+  }
 }
 
 interface MemoryInboxRecord extends InboxRecord {
@@ -46,22 +88,19 @@ interface MemoryInboxRecord extends InboxRecord {
 export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore {
   readonly durable = false;
   readonly maxEntries: number;
-  private readonly entries = new Map<string, Entry>();
-  /**
-   * Completed keys in completion order, as a ring: evicting the oldest is O(1), where deleting the
-   * head of a `Map` through `keys().next()` gets slower as deleted slots pile up.
-   */
-  private readonly ring: (string | undefined)[];
-  private readonly ringSeq: number[];
-  private head = 0;
-  private size = 0;
-  private seq = 0;
+  /** Keys in flight (never evicted). */
+  private readonly leases = new Map<string, Lease>();
+  /** Completed keys, each with its slot in `doneRing` (completion order). */
+  private readonly done = new Map<string, number>();
+  private readonly doneRing: SlotRing;
   private timer: NodeJS.Timeout | undefined;
   /** Deferred-mode inbox: every record by key, and the keys still pending or running. */
   private readonly inbox = new Map<string, MemoryInboxRecord>();
   private readonly active = new Set<string>();
-  /** Last final state per payment request; bounded like the keys (oldest first). */
-  private readonly states = new Map<string, { state: PaymentState; expiresAt: number }>();
+  /** Last final state per payment request, each with its slot; bounded like the keys (oldest write first). */
+  private readonly states = new Map<string, number>();
+  private readonly stateRing: SlotRing;
+  private readonly stateValues: (PaymentState | undefined)[];
 
   constructor(options: MemoryStoreOptions = {}) {
     const { maxEntries = 100_000, sweepIntervalMs = 60_000 } = options;
@@ -69,51 +108,71 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
       throw new TypeError(`MemoryStore: maxEntries must be a positive integer, got ${String(maxEntries)}`);
     }
     this.maxEntries = maxEntries;
-    this.ring = new Array<string | undefined>(maxEntries);
-    this.ringSeq = new Array<number>(maxEntries).fill(0);
+    this.doneRing = new SlotRing(maxEntries);
+    this.stateRing = new SlotRing(maxEntries);
+    this.stateValues = new Array<PaymentState | undefined>(maxEntries);
     this.timer = setInterval(() => this.sweep(), sweepIntervalMs);
     this.timer.unref();
   }
 
   /** The number of keys held (in flight and completed). */
   get entryCount(): number {
-    return this.entries.size;
+    return this.leases.size + this.done.size;
   }
 
   async claim(key: string, opts: ClaimOptions): Promise<ClaimResult> {
     const now = Date.now();
-    const entry = this.entries.get(key);
-    if (entry !== undefined && entry.expiresAt > now) return entry.done ? { status: 'done' } : { status: 'in_flight' };
+    const slot = this.done.get(key);
+    if (slot !== undefined) {
+      if (this.doneRing.expiresAt[slot]! > now) return { status: 'done' };
+      this.done.delete(key);
+      this.doneRing.clear(slot);
+    }
+    const lease = this.leases.get(key);
+    if (lease !== undefined && lease.expiresAt > now) return { status: 'in_flight' };
     const token = randomUUID();
-    this.entries.set(key, { done: false, token, expiresAt: now + opts.leaseMs, seq: 0 });
+    this.leases.set(key, { token, expiresAt: now + opts.leaseMs });
     return { status: 'claimed', token };
   }
 
   async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
-    const entry = this.entries.get(key);
-    if (entry === undefined || entry.done || entry.token !== token) return;
-    entry.done = true;
-    entry.expiresAt = Date.now() + opts.retentionMs;
-    entry.seq = ++this.seq;
-    this.remember(key, entry.seq);
+    const lease = this.leases.get(key);
+    if (lease === undefined || lease.token !== token) return;
+    this.leases.delete(key);
+    const owned = own(key);
+    this.done.set(owned, this.doneRing.write(owned, Date.now() + opts.retentionMs, this.done));
   }
 
   async release(key: string, token: string): Promise<void> {
-    const entry = this.entries.get(key);
-    if (entry !== undefined && !entry.done && entry.token === token) this.entries.delete(key);
+    const lease = this.leases.get(key);
+    if (lease !== undefined && lease.token === token) this.leases.delete(key);
   }
 
   async getPaymentState(paymentRequestId: string): Promise<PaymentState | null> {
-    const held = this.states.get(paymentRequestId);
-    if (held === undefined || held.expiresAt <= Date.now()) return null;
-    return held.state;
+    const slot = this.states.get(paymentRequestId);
+    if (slot === undefined || this.stateRing.expiresAt[slot]! <= Date.now()) return null;
+    return this.stateValues[slot]!;
   }
 
   async setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
-    // Re-inserting moves the id to the end, so the first entry is always the oldest.
-    this.states.delete(paymentRequestId);
-    this.states.set(paymentRequestId, { state, expiresAt: Date.now() + opts.retentionMs });
-    if (this.states.size > this.maxEntries) this.states.delete(this.states.keys().next().value!);
+    const kept: PaymentState = {
+      key: own(state.key),
+      paymentStatus: state.paymentStatus,
+      transactionStatus: state.transactionStatus,
+      receivedAt: own(state.receivedAt),
+    };
+    const previous = this.states.get(paymentRequestId);
+    let id: string;
+    if (previous === undefined) id = own(paymentRequestId);
+    else {
+      // A rewrite moves the id to the newest slot, reusing the string the map already holds.
+      id = this.stateRing.keys[previous]!;
+      this.stateRing.clear(previous);
+      this.stateValues[previous] = undefined;
+    }
+    const slot = this.stateRing.write(id, Date.now() + opts.retentionMs, this.states);
+    this.states.set(id, slot);
+    this.stateValues[slot] = kept;
   }
 
   async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
@@ -199,25 +258,23 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
   /** Drops expired entries. Runs on its own timer; callable directly. */
   sweep(): void {
     const now = Date.now();
-    for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(key);
-    for (const [id, held] of this.states) if (held.expiresAt <= now) this.states.delete(id);
+    for (const [key, lease] of this.leases) if (lease.expiresAt <= now) this.leases.delete(key);
+    for (const [key, slot] of this.done) {
+      if (this.doneRing.expiresAt[slot]! <= now) {
+        this.done.delete(key);
+        this.doneRing.clear(slot);
+      }
+    }
+    for (const [id, slot] of this.states) {
+      if (this.stateRing.expiresAt[slot]! <= now) {
+        this.states.delete(id);
+        this.stateRing.clear(slot);
+        this.stateValues[slot] = undefined;
+      }
+    }
     for (const [key, record] of this.inbox) if (record.state === 'done' && record.until <= now) this.inbox.delete(key);
   }
 
-  /** Appends a completed key to the ring, evicting the oldest completed key when full. */
-  private remember(key: string, seq: number): void {
-    if (this.size === this.maxEntries) {
-      const old = this.ring[this.head];
-      const oldSeq = this.ringSeq[this.head];
-      if (old !== undefined && this.entries.get(old)?.seq === oldSeq) this.entries.delete(old);
-      this.head = (this.head + 1) % this.maxEntries;
-      this.size--;
-    }
-    const slot = (this.head + this.size) % this.maxEntries;
-    this.ring[slot] = key;
-    this.ringSeq[slot] = seq;
-    this.size++;
-  }
 }
 
 function publicRecord(record: MemoryInboxRecord): InboxRecord;

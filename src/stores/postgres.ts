@@ -1,6 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { checkTimeout, withTimeout } from './timeout';
-import type { CallbackStore, ClaimOptions, ClaimResult, CompleteOptions, PaymentState, PaymentStateStore } from './types';
+import type {
+  CallbackStore,
+  ClaimOptions,
+  ClaimResult,
+  CompleteOptions,
+  InboxRecord,
+  InboxState,
+  InboxStore,
+  LeasedRecord,
+  PaymentState,
+  PaymentStateStore,
+} from './types';
 
 export { StoreTimeoutError } from './timeout';
 
@@ -35,8 +46,9 @@ export interface PostgresStoreOptions {
   /** A `pg` Pool. The store never ends it: the application owns it. */
   pool: PgPoolLike;
   /**
-   * The table's name, created by `init()` with a `<table>_states` companion for the ordering guard.
-   * Letters, digits and `_`, 56 at most. Defaults to `'caibo_callbacks'`.
+   * The table's name, created by `init()` with a `<table>_states` companion for the ordering guard
+   * and a `<table>_inbox` one for deferred mode. Letters, digits and `_`, 56 at most. Defaults to
+   * `'caibo_callbacks'`.
    */
   table?: string;
   /** The table's schema. Defaults to the connection's `search_path` (usually `public`). */
@@ -72,9 +84,12 @@ function qualified(table: string, schema: string | undefined, suffix = ''): stri
 }
 
 /**
- * The SQL that creates the store's table and index, for a migration tool. `init()` runs the same.
- * `key` is the event's dedupe key; `token` fences the current lease; `expires_at` is the lease end
- * while `done` is false, the retention end once it is true.
+ * The SQL that creates the store's tables and indexes, for a migration tool. `init()` runs the
+ * same. In the main table, `key` is the event's dedupe key; `token` fences the current lease;
+ * `expires_at` is the lease end while `done` is false, the retention end once it is true. The
+ * `_inbox` table holds deferred-mode records: `payload` is the stored event (emptied once done),
+ * `next_attempt_at` when a pending record is due, `lease_until` when a running one's lease ends,
+ * `expires_at` when a done one is forgotten; `seq` keeps enqueue order.
  */
 export function postgresStoreSchema(options: { table?: string; schema?: string } = {}): string {
   const table = options.table ?? 'caibo_callbacks';
@@ -82,6 +97,8 @@ export function postgresStoreSchema(options: { table?: string; schema?: string }
   const states = qualified(table, options.schema, '_states');
   const index = identifier('index', `${table}_expires_idx`);
   const statesIndex = identifier('index', `${table}_states_expires_idx`);
+  const inbox = qualified(table, options.schema, '_inbox');
+  const inboxIndex = (suffix: string): string => identifier('index', `${table}_inbox_${suffix}_idx`);
   return [
     `CREATE TABLE IF NOT EXISTS ${name} (`,
     '  key text PRIMARY KEY,',
@@ -96,8 +113,53 @@ export function postgresStoreSchema(options: { table?: string; schema?: string }
     '  expires_at timestamptz NOT NULL',
     ');',
     `CREATE INDEX IF NOT EXISTS ${statesIndex} ON ${states} (expires_at);`,
+    `CREATE TABLE IF NOT EXISTS ${inbox} (`,
+    '  key text PRIMARY KEY,',
+    '  seq bigint GENERATED ALWAYS AS IDENTITY,',
+    "  state text NOT NULL CHECK (state IN ('pending', 'running', 'done', 'dead')),",
+    '  payload text NOT NULL,',
+    '  attempts integer NOT NULL DEFAULT 0,',
+    '  next_attempt_at timestamptz NOT NULL,',
+    '  token text,',
+    '  lease_until timestamptz,',
+    '  last_error text,',
+    '  created_at timestamptz NOT NULL,',
+    '  expires_at timestamptz',
+    ');',
+    `CREATE INDEX IF NOT EXISTS ${inboxIndex('pending')} ON ${inbox} (next_attempt_at) WHERE state = 'pending';`,
+    `CREATE INDEX IF NOT EXISTS ${inboxIndex('running')} ON ${inbox} (lease_until) WHERE state = 'running';`,
+    `CREATE INDEX IF NOT EXISTS ${inboxIndex('expires')} ON ${inbox} (expires_at) WHERE state = 'done';`,
+    `CREATE INDEX IF NOT EXISTS ${inboxIndex('list')} ON ${inbox} (state, created_at, seq);`,
   ].join('\n');
 }
+
+/** An inbox row as the store's queries return it (times as epoch ms). */
+interface InboxRow {
+  key: string;
+  payload: string;
+  state: InboxState;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+  token?: string;
+}
+
+function inboxRecord(row: InboxRow): InboxRecord {
+  return {
+    key: row.key,
+    payload: row.payload,
+    state: row.state,
+    attempts: row.attempts,
+    nextAttemptAt: Number(row.next_attempt_at),
+    lastError: row.last_error,
+    createdAt: Number(row.created_at),
+  };
+}
+
+/** Epoch milliseconds of a timestamptz column, exact (numeric arithmetic, not floating point). */
+const ms = (column: string): string => `(floor(extract(epoch from ${column}) * 1000))::float8`;
+const INBOX_COLUMNS = `key, payload, state, attempts, ${ms('next_attempt_at')} AS next_attempt_at, last_error, ${ms('created_at')} AS created_at`;
 
 interface ClaimRow {
   claimed: boolean;
@@ -107,6 +169,8 @@ interface ClaimRow {
 /**
  * A dedupe store on PostgreSQL, shared by every process and machine using the same table. Each
  * operation is one statement; time is the database's clock, so app servers' clocks never matter.
+ * Its deferred-mode inbox (`<table>_inbox`) is durable: leases are taken with
+ * `FOR UPDATE SKIP LOCKED`, so workers on many machines share it without waiting on each other.
  *
  * ```ts
  * import { Pool } from 'pg';
@@ -114,11 +178,15 @@ interface ClaimRow {
  * const store = new PostgresStore({ pool: new Pool({ connectionString: process.env.DATABASE_URL }) });
  * ```
  */
-export class PostgresStore implements CallbackStore, PaymentStateStore {
+export class PostgresStore implements CallbackStore, PaymentStateStore, InboxStore {
+  /** The inbox is a table: it survives restarts. */
+  readonly durable = true;
   /** The quoted, schema-qualified table name. */
   readonly tableName: string;
   /** The quoted, schema-qualified name of the ordering guard's states table. */
   readonly statesTableName: string;
+  /** The quoted, schema-qualified name of the deferred-mode inbox table. */
+  readonly inboxTableName: string;
   readonly operationTimeoutMs: number;
   private readonly pool: PgPoolLike;
   private readonly schemaSql: string;
@@ -132,6 +200,13 @@ export class PostgresStore implements CallbackStore, PaymentStateStore {
     getState: string;
     setState: string;
     purgeStates: string;
+    enqueue: string;
+    lease: string;
+    ack: string;
+    fail: string;
+    list: string;
+    replay: string;
+    purgeInbox: string;
   };
   private timer: NodeJS.Timeout | undefined;
   private purging = false;
@@ -152,6 +227,8 @@ export class PostgresStore implements CallbackStore, PaymentStateStore {
     const t = this.tableName;
     const st = qualified(table, options.schema, '_states');
     this.statesTableName = st;
+    const ib = qualified(table, options.schema, '_inbox');
+    this.inboxTableName = ib;
     const expiry = `clock_timestamp() + $3::double precision * interval '1 millisecond'`;
     this.sql = {
       // The INSERT takes an absent or expired key; when it takes nothing, the row as this
@@ -176,15 +253,48 @@ ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_a
       purgeStates: `DELETE FROM ${st} WHERE payment_request_id IN (
   SELECT payment_request_id FROM ${st} WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
 )`,
+      // A done record past its retention is absent: the new event takes its row. Of concurrent
+      // inserts one wins; the others wait for it and then see a row they may not take.
+      enqueue: `INSERT INTO ${ib} AS i (key, state, payload, attempts, next_attempt_at, created_at)
+VALUES ($1, 'pending', $2, 0, clock_timestamp(), clock_timestamp())
+ON CONFLICT (key) DO UPDATE SET state = 'pending', payload = EXCLUDED.payload, attempts = 0,
+  next_attempt_at = EXCLUDED.next_attempt_at, created_at = EXCLUDED.created_at,
+  token = NULL, lease_until = NULL, last_error = NULL, expires_at = NULL
+WHERE i.state = 'done' AND i.expires_at <= clock_timestamp()
+RETURNING 1`,
+      // SKIP LOCKED: concurrent workers take disjoint records and never wait for each other; the
+      // lock re-checks the row, so one taken and committed meanwhile is not taken again.
+      lease: `WITH due AS MATERIALIZED (
+  SELECT key FROM ${ib}
+  WHERE (state = 'pending' AND next_attempt_at <= clock_timestamp()) OR (state = 'running' AND lease_until <= clock_timestamp())
+  ORDER BY next_attempt_at
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE ${ib} AS i SET state = 'running', token = gen_random_uuid()::text, attempts = i.attempts + 1,
+  lease_until = clock_timestamp() + $2::double precision * interval '1 millisecond'
+FROM due WHERE i.key = due.key
+RETURNING i.key, i.token, i.payload, i.state, i.attempts, ${ms('i.next_attempt_at')} AS next_attempt_at, i.last_error, ${ms('i.created_at')} AS created_at`,
+      ack: `UPDATE ${ib} SET state = 'done', payload = '', token = NULL, lease_until = NULL, expires_at = ${expiry}
+WHERE key = $1 AND token = $2 AND state = 'running'`,
+      fail: `UPDATE ${ib} SET token = NULL, lease_until = NULL, last_error = $3,
+  state = CASE WHEN $4::bigint IS NULL THEN 'dead' ELSE 'pending' END,
+  next_attempt_at = CASE WHEN $4::bigint IS NULL THEN next_attempt_at ELSE 'epoch'::timestamptz + $4::bigint * interval '1 millisecond' END
+WHERE key = $1 AND token = $2 AND state = 'running'`,
+      list: `SELECT ${INBOX_COLUMNS} FROM ${ib} WHERE state = ANY($1::text[]) ORDER BY created_at, seq LIMIT $2`,
+      replay: `UPDATE ${ib} SET state = 'pending', attempts = 0, next_attempt_at = clock_timestamp() WHERE key = $1 AND state = 'dead'`,
+      purgeInbox: `DELETE FROM ${ib} WHERE key IN (
+  SELECT key FROM ${ib} WHERE state = 'done' AND expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
+)`,
     };
   }
 
-  /** The SQL `init()` runs: the table and its expiry index. */
+  /** The SQL `init()` runs: the tables and their indexes. */
   get schemaStatements(): string {
     return this.schemaSql;
   }
 
-  /** Creates the table and index if they are missing, and starts the purge timer. */
+  /** Creates the tables and indexes if they are missing, and starts the purge timer. */
   async init(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -262,8 +372,9 @@ ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_a
   }
 
   /**
-   * Deletes expired rows, `purgeBatchSize` per statement, for at most ten rounds (and one round of
-   * expired ordering-guard states); returns how many went. The timer calls it; call it yourself when `purgeIntervalMs` is `0`.
+   * Deletes expired rows, `purgeBatchSize` per statement, for at most ten rounds (and one round
+   * each of expired ordering-guard states and of done inbox records past their retention);
+   * returns how many went. The timer calls it; call it yourself when `purgeIntervalMs` is `0`.
    */
   async purge(): Promise<number> {
     if (this.purging) return 0;
@@ -276,6 +387,7 @@ ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_a
         if ((rowCount ?? 0) < this.purgeBatchSize) break;
       }
       if (!this.closed) total += (await this.query('purge', this.sql.purgeStates, [this.purgeBatchSize])).rowCount ?? 0;
+      if (!this.closed) total += (await this.query('purge', this.sql.purgeInbox, [this.purgeBatchSize])).rowCount ?? 0;
       return total;
     } finally {
       this.purging = false;
@@ -291,6 +403,42 @@ ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_a
   /** Records the last final state of a payment request, kept `retentionMs`. */
   async setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
     await this.query('setPaymentState', this.sql.setState, [paymentRequestId, JSON.stringify(state), opts.retentionMs]);
+  }
+
+  /** Inserts a pending record due now, unless `key` is in the inbox in any state (done ones until their retention ends). */
+  async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
+    const { rowCount } = await this.query('enqueue', this.sql.enqueue, [key, payload]);
+    return rowCount === 1 ? 'enqueued' : 'duplicate';
+  }
+
+  /** Leases up to `limit` due records in one statement (`FOR UPDATE SKIP LOCKED`). */
+  async lease(opts: { limit: number; leaseMs: number }): Promise<LeasedRecord[]> {
+    const { rows } = await this.query('lease', this.sql.lease, [opts.limit, opts.leaseMs]);
+    return (rows as InboxRow[]).map((row) => ({ ...inboxRecord(row), token: row.token! }));
+  }
+
+  /** Marks a leased record done (if `token` holds it) and empties its payload; the row is purged after `retentionMs`. */
+  async ack(key: string, token: string, opts: CompleteOptions): Promise<void> {
+    await this.query('ack', this.sql.ack, [key, token, opts.retentionMs]);
+  }
+
+  /** Records a failed run (if `token` holds the lease): pending again at `retryAt`, or dead when it is `null`. */
+  async fail(key: string, token: string, opts: { error: string; retryAt: number | null }): Promise<void> {
+    const retryAt = opts.retryAt === null ? null : Math.round(opts.retryAt);
+    await this.query('fail', this.sql.fail, [key, token, opts.error, retryAt]);
+  }
+
+  /** Pending (and running) or dead records, oldest first. */
+  async list(state: 'pending' | 'dead', opts: { limit: number }): Promise<InboxRecord[]> {
+    const states = state === 'dead' ? ['dead'] : ['pending', 'running'];
+    const { rows } = await this.query('list', this.sql.list, [states, Math.max(0, opts.limit)]);
+    return (rows as InboxRow[]).map(inboxRecord);
+  }
+
+  /** Moves a dead record back to pending, due now, attempts reset; `false` if it is not dead. */
+  async replay(key: string): Promise<boolean> {
+    const { rowCount } = await this.query('replay', this.sql.replay, [key]);
+    return rowCount === 1;
   }
 
   /** Stops the purge timer. The pool belongs to the application, which ends it. */

@@ -1,6 +1,17 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { checkTimeout, withTimeout } from './timeout';
-import type { CallbackStore, ClaimOptions, ClaimResult, CompleteOptions, PaymentState, PaymentStateStore } from './types';
+import type {
+  CallbackStore,
+  ClaimOptions,
+  ClaimResult,
+  CompleteOptions,
+  InboxRecord,
+  InboxState,
+  InboxStore,
+  LeasedRecord,
+  PaymentState,
+  PaymentStateStore,
+} from './types';
 
 export { StoreTimeoutError } from './timeout';
 
@@ -60,6 +71,102 @@ if redis.call('GET', KEYS[1]) == 'L:' .. ARGV[1] then
 end
 return 0`;
 
+/*
+ * The deferred-mode inbox, under `<prefix>{inbox}:` (one hash tag, so every inbox key of a prefix
+ * lives on one Cluster slot and a script may touch several):
+ * - `r:<key>`: a hash per record (payload, state, attempts, next, err, created, seq, token, until);
+ * - `due`: a sorted set of pending and running records, scored by when they are due (the next
+ *   attempt while pending, the lease end while running), so one ZRANGEBYSCORE finds both new work
+ *   and leases a dead process left behind;
+ * - `queue` / `dead`: pending-and-running / dead records scored by enqueue order, for listing;
+ * - `seq`: the enqueue counter.
+ * Done records leave every set, drop their payload and expire with the retention (PEXPIRE), so
+ * a redelivery within it is a duplicate and Redis forgets them without a sweeper. Time is
+ * Redis's clock (TIME), the same for every app server. The lease script reads the record hashes
+ * the due set names, keys it cannot declare in advance: it needs the hash tag on Cluster.
+ */
+const NOW = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+// KEYS: record, due, queue, seq. ARGV: key, payload.
+const ENQUEUE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+${NOW}
+local seq = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], 'payload', ARGV[2], 'state', 'pending', 'attempts', 0, 'next', now, 'created', now, 'seq', seq)
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+return 1`;
+
+// KEYS: due. ARGV: record key prefix, limit, leaseMs, token base.
+const LEASE = `
+${NOW}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+local lease = now + tonumber(ARGV[3])
+for i, key in ipairs(due) do
+  local record = ARGV[1] .. key
+  local state = redis.call('HGET', record, 'state')
+  if state == 'pending' or state == 'running' then
+    local token = ARGV[4] .. ':' .. i
+    local attempts = redis.call('HINCRBY', record, 'attempts', 1)
+    redis.call('HSET', record, 'state', 'running', 'token', token, 'until', lease)
+    redis.call('ZADD', KEYS[1], lease, key)
+    local f = redis.call('HMGET', record, 'payload', 'next', 'err', 'created')
+    out[#out + 1] = { key, token, attempts, f[1], f[2], f[3], f[4] }
+  else
+    -- Not pending or running: a stale entry; the record left the due set's care.
+    redis.call('ZREM', KEYS[1], key)
+  end
+end
+return out`;
+
+// KEYS: record, due, queue. ARGV: key, token, retentionMs.
+const ACK = `
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'done', 'payload', '')
+redis.call('HDEL', KEYS[1], 'token', 'until')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`;
+
+// KEYS: record, due, queue, dead. ARGV: key, token, error, retryAt ('' for dead).
+const FAIL = `
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], 'token', 'until')
+redis.call('HSET', KEYS[1], 'err', ARGV[3])
+if ARGV[4] == '' then
+  redis.call('HSET', KEYS[1], 'state', 'dead')
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZADD', KEYS[4], redis.call('HGET', KEYS[1], 'seq'), ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'next', ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+end
+return 1`;
+
+// KEYS: record, due, queue, dead. ARGV: key.
+const REPLAY = `
+if redis.call('HGET', KEYS[1], 'state') ~= 'dead' then return 0 end
+${NOW}
+redis.call('HSET', KEYS[1], 'state', 'pending', 'attempts', 0, 'next', now)
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'seq'), ARGV[1])
+return 1`;
+
+// KEYS: the listing set. ARGV: record key prefix, limit.
+const LIST = `
+local keys = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local out = {}
+for _, key in ipairs(keys) do
+  local f = redis.call('HMGET', ARGV[1] .. key, 'payload', 'state', 'attempts', 'next', 'err', 'created')
+  if f[2] then out[#out + 1] = { key, f[1], f[2], f[3], f[4], f[5], f[6] } end
+end
+return out`;
+
 interface Script {
   source: string;
   sha: string;
@@ -69,7 +176,17 @@ function script(source: string): Script {
   return { source, sha: createHash('sha1').update(source).digest('hex') };
 }
 
-const SCRIPTS = { claim: script(CLAIM), complete: script(COMPLETE), release: script(RELEASE) };
+const SCRIPTS = {
+  claim: script(CLAIM),
+  complete: script(COMPLETE),
+  release: script(RELEASE),
+  enqueue: script(ENQUEUE),
+  lease: script(LEASE),
+  ack: script(ACK),
+  fail: script(FAIL),
+  replay: script(REPLAY),
+  list: script(LIST),
+};
 
 type Send = (args: string[]) => Promise<unknown>;
 
@@ -97,10 +214,16 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');
 }
 
+/** A reply field that may be a Redis nil. */
+function text(value: unknown): string | null {
+  return value === null || value === undefined || value === false ? null : String(value);
+}
+
 /**
  * A dedupe store on Redis, shared by every process and machine that uses the same Redis and
  * prefix. Claim, complete and release are each one atomic Lua script (one round trip); leases and
- * retention are Redis key expiry.
+ * retention are Redis key expiry. Its deferred-mode inbox is durable as far as Redis is (turn on
+ * AOF or RDB persistence): each inbox operation is one script as well.
  *
  * ```ts
  * import Redis from 'ioredis';
@@ -108,7 +231,9 @@ function isNoScript(error: unknown): boolean {
  * const store = new RedisStore({ client: new Redis(process.env.REDIS_URL), prefix: 'shop:caibo:' });
  * ```
  */
-export class RedisStore implements CallbackStore, PaymentStateStore {
+export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore {
+  /** The inbox survives an app restart (and a Redis restart, with Redis persistence on). */
+  readonly durable = true;
   readonly prefix: string;
   readonly operationTimeoutMs: number;
   private readonly send: Send;
@@ -180,6 +305,70 @@ export class RedisStore implements CallbackStore, PaymentStateStore {
     await this.timed('setPaymentState', () => this.send(['SET', key, JSON.stringify(state), 'PX', String(opts.retentionMs)]));
   }
 
+  /** Inserts a pending record due now, unless `key` is in the inbox in any state (done ones until their retention ends). */
+  async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
+    const reply = await this.timed('enqueue', () =>
+      this.runKeys(SCRIPTS.enqueue, [this.record(key), this.inbox('due'), this.inbox('queue'), this.inbox('seq')], [key, payload]),
+    );
+    return Number(reply) === 1 ? 'enqueued' : 'duplicate';
+  }
+
+  /** Leases up to `limit` due records (pending and due, or running with an expired lease) in one script. */
+  async lease(opts: { limit: number; leaseMs: number }): Promise<LeasedRecord[]> {
+    const reply = await this.timed('lease', () =>
+      this.runKeys(SCRIPTS.lease, [this.inbox('due')], [this.record(''), String(opts.limit), String(opts.leaseMs), randomUUID()]),
+    );
+    return (reply as unknown[][]).map(([key, token, attempts, payload, next, err, created]) => ({
+      key: String(key),
+      token: String(token),
+      payload: text(payload) ?? '',
+      state: 'running' as const,
+      attempts: Number(attempts),
+      nextAttemptAt: Number(next),
+      lastError: text(err),
+      createdAt: Number(created),
+    }));
+  }
+
+  /** Marks a leased record done (if `token` holds it), drops its payload and lets it expire after `retentionMs`. */
+  async ack(key: string, token: string, opts: CompleteOptions): Promise<void> {
+    await this.timed('ack', () =>
+      this.runKeys(SCRIPTS.ack, [this.record(key), this.inbox('due'), this.inbox('queue')], [key, token, String(opts.retentionMs)]),
+    );
+  }
+
+  /** Records a failed run (if `token` holds the lease): pending again at `retryAt`, or dead when it is `null`. */
+  async fail(key: string, token: string, opts: { error: string; retryAt: number | null }): Promise<void> {
+    const retryAt = opts.retryAt === null ? '' : String(Math.round(opts.retryAt));
+    await this.timed('fail', () =>
+      this.runKeys(SCRIPTS.fail, [this.record(key), this.inbox('due'), this.inbox('queue'), this.inbox('dead')], [key, token, opts.error, retryAt]),
+    );
+  }
+
+  /** Pending (and running) or dead records, oldest first. */
+  async list(state: 'pending' | 'dead', opts: { limit: number }): Promise<InboxRecord[]> {
+    if (opts.limit <= 0) return [];
+    const set = this.inbox(state === 'dead' ? 'dead' : 'queue');
+    const reply = await this.timed('list', () => this.runKeys(SCRIPTS.list, [set], [this.record(''), String(opts.limit)]));
+    return (reply as unknown[][]).map(([key, payload, recordState, attempts, next, err, created]) => ({
+      key: String(key),
+      payload: text(payload) ?? '',
+      state: String(recordState) as InboxState,
+      attempts: Number(attempts),
+      nextAttemptAt: Number(next),
+      lastError: text(err),
+      createdAt: Number(created),
+    }));
+  }
+
+  /** Moves a dead record back to pending, due now, attempts reset; `false` if it is not dead. */
+  async replay(key: string): Promise<boolean> {
+    const reply = await this.timed('replay', () =>
+      this.runKeys(SCRIPTS.replay, [this.record(key), this.inbox('due'), this.inbox('queue'), this.inbox('dead')], [key]),
+    );
+    return Number(reply) === 1;
+  }
+
   /** Nothing to free: the client belongs to the application, which quits it. */
   async close(): Promise<void> {}
 
@@ -187,13 +376,27 @@ export class RedisStore implements CallbackStore, PaymentStateStore {
     return withTimeout(fn(), this.operationTimeoutMs, { store: 'RedisStore', operation });
   }
 
+  /** An inbox key: `<prefix>{inbox}:<name>`. */
+  private inbox(name: string): string {
+    return `${this.prefix}{inbox}:${name}`;
+  }
+
+  /** The hash of inbox record `key` (with `''`, the prefix the scripts complete). */
+  private record(key: string): string {
+    return `${this.prefix}{inbox}:r:${key}`;
+  }
+
+  private run(s: Script, key: string, args: string[]): Promise<unknown> {
+    return this.runKeys(s, [key], args);
+  }
+
   /** EVALSHA, falling back to EVAL (which reloads the script) when Redis has lost its cache. */
-  private async run(s: Script, key: string, args: string[]): Promise<unknown> {
+  private async runKeys(s: Script, keys: string[], args: string[]): Promise<unknown> {
     try {
-      return await this.send(['EVALSHA', s.sha, '1', key, ...args]);
+      return await this.send(['EVALSHA', s.sha, String(keys.length), ...keys, ...args]);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      return this.send(['EVAL', s.source, '1', key, ...args]);
+      return this.send(['EVAL', s.source, String(keys.length), ...keys, ...args]);
     }
   }
 }

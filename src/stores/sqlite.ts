@@ -1,11 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { CallbackStore, ClaimOptions, ClaimResult, CompleteOptions, PaymentState, PaymentStateStore } from './types';
+import type {
+  CallbackStore,
+  ClaimOptions,
+  ClaimResult,
+  CompleteOptions,
+  InboxRecord,
+  InboxState,
+  InboxStore,
+  LeasedRecord,
+  PaymentState,
+  PaymentStateStore,
+} from './types';
 
 /** A prepared statement of better-sqlite3, as far as the store uses it. */
 export interface SqliteStatementLike {
   run(...params: unknown[]): { changes: number };
   get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
 }
 
 /** A better-sqlite3 `Database`, as far as the store uses it. */
@@ -19,8 +31,8 @@ export interface SqliteDatabaseLike {
 
 interface CommonOptions {
   /**
-   * The table's name (with a `<table>_states` companion for the ordering guard). Letters, digits
-   * and `_`. Defaults to `'caibo_callbacks'`.
+   * The table's name (with a `<table>_states` companion for the ordering guard and a
+   * `<table>_inbox` one for deferred mode). Letters, digits and `_`. Defaults to `'caibo_callbacks'`.
    */
   table?: string;
   /**
@@ -74,7 +86,12 @@ function loadDriver(): DatabaseConstructor {
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
-/** The SQL that creates the store's table and index. The store runs it itself when it opens. */
+/**
+ * The SQL that creates the store's tables and indexes. The store runs it itself when it opens.
+ * Times are epoch milliseconds. In `<table>_inbox` (deferred mode), `seq` keeps enqueue order,
+ * `payload` is the stored event (emptied once done), `next_attempt_at` is when a pending record
+ * is due, `lease_until` when a running one's lease ends, `expires_at` when a done one is forgotten.
+ */
 export function sqliteStoreSchema(options: { table?: string } = {}): string {
   const table = options.table ?? 'caibo_callbacks';
   if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
@@ -93,6 +110,23 @@ export function sqliteStoreSchema(options: { table?: string } = {}): string {
     '  state TEXT NOT NULL,',
     '  expires_at INTEGER NOT NULL',
     ') WITHOUT ROWID;',
+    `CREATE TABLE IF NOT EXISTS "${table}_inbox" (`,
+    '  seq INTEGER PRIMARY KEY,',
+    '  key TEXT NOT NULL UNIQUE,',
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'dead')),",
+    '  payload TEXT NOT NULL,',
+    '  attempts INTEGER NOT NULL DEFAULT 0,',
+    '  next_attempt_at INTEGER NOT NULL,',
+    '  token TEXT,',
+    '  lease_until INTEGER,',
+    '  last_error TEXT,',
+    '  created_at INTEGER NOT NULL,',
+    '  expires_at INTEGER',
+    ');',
+    `CREATE INDEX IF NOT EXISTS "${table}_inbox_pending_idx" ON "${table}_inbox" (next_attempt_at) WHERE state = 'pending';`,
+    `CREATE INDEX IF NOT EXISTS "${table}_inbox_running_idx" ON "${table}_inbox" (lease_until) WHERE state = 'running';`,
+    `CREATE INDEX IF NOT EXISTS "${table}_inbox_expires_idx" ON "${table}_inbox" (expires_at) WHERE state = 'done';`,
+    `CREATE INDEX IF NOT EXISTS "${table}_inbox_state_idx" ON "${table}_inbox" (state, seq);`,
   ].join('\n');
 }
 
@@ -100,14 +134,17 @@ export function sqliteStoreSchema(options: { table?: string } = {}): string {
  * A dedupe store in a SQLite file (better-sqlite3 12): survives restarts with no server to run.
  * The persistent default for a single machine; several processes on that machine may share the
  * file. Each operation is one short `BEGIN IMMEDIATE` transaction, so claims from different
- * processes are serialised by SQLite's write lock.
+ * processes are serialised by SQLite's write lock. Its deferred-mode inbox (`<table>_inbox`) is
+ * durable, and workers in several processes on the machine share it the same way.
  *
  * ```ts
  * import { SqliteStore } from 'caibo-callbacks/sqlite';
  * const store = new SqliteStore({ path: './data/caibo-callbacks.sqlite' });
  * ```
  */
-export class SqliteStore implements CallbackStore, PaymentStateStore {
+export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore {
+  /** The inbox is in the file: it survives restarts. */
+  readonly durable = true;
   readonly database: SqliteDatabaseLike;
   private readonly owned: boolean;
   private readonly statements: {
@@ -122,6 +159,16 @@ export class SqliteStore implements CallbackStore, PaymentStateStore {
     getState: SqliteStatementLike;
     setState: SqliteStatementLike;
     purgeStates: SqliteStatementLike;
+    inboxFind: SqliteStatementLike;
+    inboxDelete: SqliteStatementLike;
+    inboxInsert: SqliteStatementLike;
+    inboxDue: SqliteStatementLike;
+    inboxTake: SqliteStatementLike;
+    inboxAck: SqliteStatementLike;
+    inboxFail: SqliteStatementLike;
+    inboxList: SqliteStatementLike;
+    inboxReplay: SqliteStatementLike;
+    purgeInbox: SqliteStatementLike;
   };
   private readonly purgeBatchSize: number;
   private timer: NodeJS.Timeout | undefined;
@@ -134,6 +181,7 @@ export class SqliteStore implements CallbackStore, PaymentStateStore {
     const schema = sqliteStoreSchema({ ...(options.table !== undefined && { table: options.table }) });
     const t = `"${options.table ?? 'caibo_callbacks'}"`;
     const st = `"${options.table ?? 'caibo_callbacks'}_states"`;
+    const ib = `"${options.table ?? 'caibo_callbacks'}_inbox"`;
 
     if (typeof options.path === 'string' && options.path.length > 0) {
       const Database = loadDriver();
@@ -176,6 +224,30 @@ export class SqliteStore implements CallbackStore, PaymentStateStore {
       purgeStates: db.prepare(
         `DELETE FROM ${st} WHERE payment_request_id IN (SELECT payment_request_id FROM ${st} WHERE expires_at < ? LIMIT ?)`,
       ),
+      inboxFind: db.prepare(`SELECT state, expires_at FROM ${ib} WHERE key = ?`),
+      inboxDelete: db.prepare(`DELETE FROM ${ib} WHERE key = ?`),
+      inboxInsert: db.prepare(
+        `INSERT INTO ${ib} (key, state, payload, attempts, next_attempt_at, created_at) VALUES (@key, 'pending', @payload, 0, @now, @now)`,
+      ),
+      inboxDue: db.prepare(
+        `SELECT ${INBOX_COLUMNS} FROM ${ib}
+         WHERE (state = 'pending' AND next_attempt_at <= @now) OR (state = 'running' AND lease_until <= @now)
+         ORDER BY next_attempt_at, seq LIMIT @limit`,
+      ),
+      inboxTake: db.prepare(`UPDATE ${ib} SET state = 'running', token = @token, lease_until = @until, attempts = attempts + 1 WHERE key = @key`),
+      inboxAck: db.prepare(
+        `UPDATE ${ib} SET state = 'done', payload = '', token = NULL, lease_until = NULL, expires_at = @expires
+         WHERE key = @key AND token = @token AND state = 'running'`,
+      ),
+      inboxFail: db.prepare(
+        `UPDATE ${ib} SET token = NULL, lease_until = NULL, last_error = @error,
+           state = CASE WHEN @retryAt IS NULL THEN 'dead' ELSE 'pending' END,
+           next_attempt_at = coalesce(@retryAt, next_attempt_at)
+         WHERE key = @key AND token = @token AND state = 'running'`,
+      ),
+      inboxList: db.prepare(`SELECT ${INBOX_COLUMNS} FROM ${ib} WHERE state IN (?, ?) ORDER BY seq LIMIT ?`),
+      inboxReplay: db.prepare(`UPDATE ${ib} SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE key = ? AND state = 'dead'`),
+      purgeInbox: db.prepare(`DELETE FROM ${ib} WHERE seq IN (SELECT seq FROM ${ib} WHERE state = 'done' AND expires_at < ? LIMIT ?)`),
     };
     if (purgeIntervalMs > 0) {
       this.timer = setInterval(() => {
@@ -207,7 +279,10 @@ export class SqliteStore implements CallbackStore, PaymentStateStore {
     this.statements.release.run(key, token);
   }
 
-  /** Deletes expired rows, `purgeBatchSize` per round, ten rounds at most (and one round of expired ordering-guard states); returns how many went. */
+  /**
+   * Deletes expired rows, `purgeBatchSize` per round, ten rounds at most (and one round each of
+   * expired ordering-guard states and of done inbox records past their retention); returns how many went.
+   */
   purge(): number {
     let total = 0;
     for (let round = 0; round < 10; round++) {
@@ -216,7 +291,57 @@ export class SqliteStore implements CallbackStore, PaymentStateStore {
       if (changes < this.purgeBatchSize) break;
     }
     total += this.statements.purgeStates.run(Date.now(), this.purgeBatchSize).changes;
+    total += this.statements.purgeInbox.run(Date.now(), this.purgeBatchSize).changes;
     return total;
+  }
+
+  /** Inserts a pending record due now, unless `key` is in the inbox in any state (done ones until their retention ends). */
+  async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
+    const now = Date.now();
+    return this.transaction(() => {
+      const held = this.statements.inboxFind.get(key) as { state: InboxState; expires_at: number | null } | undefined;
+      if (held !== undefined) {
+        if (!(held.state === 'done' && held.expires_at !== null && held.expires_at <= now)) return 'duplicate';
+        // Past its retention the done record is absent; a fresh row keeps enqueue order right.
+        this.statements.inboxDelete.run(key);
+      }
+      this.statements.inboxInsert.run({ key, payload, now });
+      return 'enqueued';
+    });
+  }
+
+  /** Leases up to `limit` due records in one write-locked transaction. */
+  async lease(opts: { limit: number; leaseMs: number }): Promise<LeasedRecord[]> {
+    const now = Date.now();
+    return this.transaction(() => {
+      const due = this.statements.inboxDue.all({ now, limit: opts.limit }) as InboxRow[];
+      return due.map((row) => {
+        const token = randomUUID();
+        this.statements.inboxTake.run({ key: row.key, token, until: now + opts.leaseMs });
+        return { ...inboxRecord(row), state: 'running' as const, attempts: row.attempts + 1, token };
+      });
+    });
+  }
+
+  /** Marks a leased record done (if `token` holds it) and empties its payload; purged after `retentionMs`. */
+  async ack(key: string, token: string, opts: CompleteOptions): Promise<void> {
+    this.statements.inboxAck.run({ key, token, expires: Date.now() + opts.retentionMs });
+  }
+
+  /** Records a failed run (if `token` holds the lease): pending again at `retryAt`, or dead when it is `null`. */
+  async fail(key: string, token: string, opts: { error: string; retryAt: number | null }): Promise<void> {
+    this.statements.inboxFail.run({ key, token, error: opts.error, retryAt: opts.retryAt === null ? null : Math.round(opts.retryAt) });
+  }
+
+  /** Pending (and running) or dead records, oldest first. */
+  async list(state: 'pending' | 'dead', opts: { limit: number }): Promise<InboxRecord[]> {
+    const [a, b] = state === 'dead' ? ['dead', 'dead'] : ['pending', 'running'];
+    return (this.statements.inboxList.all(a, b, Math.max(0, opts.limit)) as InboxRow[]).map(inboxRecord);
+  }
+
+  /** Moves a dead record back to pending, due now, attempts reset; `false` if it is not dead. */
+  async replay(key: string): Promise<boolean> {
+    return this.statements.inboxReplay.run(Date.now(), key).changes === 1;
   }
 
   /** The ordering guard's last final state of a payment request, or `null`. */
@@ -249,6 +374,31 @@ export class SqliteStore implements CallbackStore, PaymentStateStore {
       throw error;
     }
   }
+}
+
+const INBOX_COLUMNS = 'key, payload, state, attempts, next_attempt_at, last_error, created_at';
+
+/** An inbox row as the store selects it. */
+interface InboxRow {
+  key: string;
+  payload: string;
+  state: InboxState;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+}
+
+function inboxRecord(row: InboxRow): InboxRecord {
+  return {
+    key: row.key,
+    payload: row.payload,
+    state: row.state,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastError: row.last_error,
+    createdAt: row.created_at,
+  };
 }
 
 function int(name: string, value: unknown, fallback: number, min: number): number {

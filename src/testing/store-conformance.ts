@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { CallbackStore, ClaimResult, PaymentState, PaymentStateStore } from '../stores/types';
+import type { CallbackStore, ClaimResult, InboxRecord, InboxStore, LeasedRecord, PaymentState, PaymentStateStore } from '../stores/types';
 
 /** The assertions the suite makes; Jest's and Vitest's `expect` fit it as they are. */
 export type ConformanceExpect = (actual: unknown) => {
@@ -67,6 +67,13 @@ export interface StoreConformanceOptions<S extends CallbackStore = CallbackStore
    * Set it when the store implements them. Defaults to `false`.
    */
   paymentStates?: boolean;
+  /**
+   * Also check the deferred-mode inbox (`enqueue`, `lease`, `ack`, `fail`, `list`, `replay`).
+   * Set it when the store implements them. `lease` takes any due record, so for these checks
+   * `createStore` must give each test an inbox of its own (a fresh prefix, table or file); the
+   * suite fails with a message saying so when it finds records it did not write. Defaults to `false`.
+   */
+  inbox?: boolean;
 }
 
 /** How long the tests that must not see an expiry hold their leases and keys. */
@@ -82,7 +89,10 @@ const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTim
 /**
  * Registers a suite that checks a {@link CallbackStore} against the whole store contract: claim of
  * an absent key, duplicates in flight and after completion, lease expiry and re-claim, fencing by
- * token, release, retention expiry, concurrent claims of one key and odd keys.
+ * token, release, retention expiry, concurrent claims of one key and odd keys. With `inbox: true`
+ * it also checks the deferred-mode inbox: duplicates in every state, concurrent enqueues, due
+ * times, lease limits and expiry, fencing of ack and fail, retries and dead records, listing,
+ * replay and the retention of done records.
  *
  * It takes the test runner's functions, so it runs under any runner:
  * ```ts
@@ -327,5 +337,285 @@ export function runStoreConformance<S extends CallbackStore>(options: StoreConfo
         expect(await states.getPaymentState(id)).toBe(null);
       });
     }
+
+    if (options.inbox) {
+      registerInboxChecks({ test, expect, sleep, keyFor, leaseMs, retentionMs, slackMs, concurrency });
+    }
+  });
+}
+
+interface InboxCheckContext<S extends CallbackStore> {
+  test: (title: string, body: (store: S) => Promise<void>) => void;
+  expect: ConformanceExpect;
+  sleep: (ms: number) => Promise<void>;
+  keyFor: (label: string) => string;
+  leaseMs: number;
+  retentionMs: number;
+  slackMs: number;
+  concurrency: number;
+}
+
+/** The inbox half of the suite (`inbox: true`). */
+function registerInboxChecks<S extends CallbackStore>(ctx: InboxCheckContext<S>): void {
+  const { expect, sleep, keyFor, leaseMs, retentionMs, slackMs, concurrency } = ctx;
+  const LONG = { retentionMs: LONG_MS };
+  const limit = { limit: 1000 };
+
+  /** The store as an inbox, checked empty: `lease` takes any due record, so the test must own them all. */
+  const inboxOf = async (store: S): Promise<InboxStore> => {
+    const candidate = store as Partial<InboxStore>;
+    const methods = ['enqueue', 'lease', 'ack', 'fail', 'list', 'replay'] as const;
+    expect(methods.every((m) => typeof candidate[m] === 'function') && typeof candidate.durable === 'boolean').toBe(true);
+    const inbox = store as unknown as InboxStore;
+    const found = [...(await inbox.list('pending', limit)), ...(await inbox.list('dead', limit))];
+    if (found.length > 0) {
+      throw new Error(
+        `inbox checks need an empty inbox per test, but the store already holds ${found.length} record(s): ` +
+          'give each store from createStore its own prefix, table or file',
+      );
+    }
+    return inbox;
+  };
+  const inboxTest = (title: string, body: (inbox: InboxStore) => Promise<void>): void => {
+    ctx.test(`inbox: ${title}`, async (store) => body(await inboxOf(store)));
+  };
+
+  /** Leases exactly `keys` (in any order), returning their leased records by key. */
+  const leaseExactly = async (inbox: InboxStore, keys: string[], lease = LONG_MS): Promise<Map<string, LeasedRecord>> => {
+    const leased = await inbox.lease({ limit: 100, leaseMs: lease });
+    expect(leased.map((r) => r.key).sort()).toEqual([...keys].sort());
+    return new Map(leased.map((r) => [r.key, r]));
+  };
+  const leaseOne = async (inbox: InboxStore, key: string, lease = LONG_MS): Promise<LeasedRecord> => (await leaseExactly(inbox, [key], lease)).get(key)!;
+  const keysOf = (records: InboxRecord[]): string[] => records.map((r) => r.key);
+  const stateOf = async (inbox: InboxStore, key: string): Promise<string | undefined> =>
+    [...(await inbox.list('pending', limit)), ...(await inbox.list('dead', limit))].find((r) => r.key === key)?.state;
+
+  inboxTest('enqueues a pending record due now, exactly as given', async (inbox) => {
+    const key = keyFor('enqueue:ünïcødé-支付-🙂');
+    const payload = JSON.stringify({ text: 'ünïcødé 支付 🙂 \u0000 "quoted"', big: 'x'.repeat(20_000) });
+    const before = Date.now();
+    expect(await inbox.enqueue(key, payload, LONG)).toBe('enqueued');
+    const after = Date.now();
+    const [record, ...rest] = await inbox.list('pending', limit);
+    expect(rest.length).toBe(0);
+    expect({ ...record, nextAttemptAt: 0, createdAt: 0 }).toEqual({ key, payload, state: 'pending', attempts: 0, nextAttemptAt: 0, lastError: null, createdAt: 0 });
+    // Store clocks may differ from this process's by a little: allow one second either way.
+    for (const t of [record!.nextAttemptAt, record!.createdAt]) expect(t >= before - 1_000 && t <= after + 1_000).toBe(true);
+    expect(await inbox.list('dead', limit)).toEqual([]);
+  });
+
+  inboxTest('answers duplicate to an enqueue of a key that is pending, running, done or dead, and keeps the first payload', async (inbox) => {
+    const [pending, running, done, dead] = ['dup-pending', 'dup-running', 'dup-done', 'dup-dead'].map(keyFor) as [string, string, string, string];
+    for (const key of [running, done, dead]) expect(await inbox.enqueue(key, `first:${key}`, LONG)).toBe('enqueued');
+    const leased = await leaseExactly(inbox, [running, done, dead]);
+    await inbox.ack(done, leased.get(done)!.token, LONG);
+    await inbox.fail(dead, leased.get(dead)!.token, { error: 'boom', retryAt: null });
+    expect(await inbox.enqueue(pending, `first:${pending}`, LONG)).toBe('enqueued');
+
+    for (const key of [pending, running, done, dead]) expect(await inbox.enqueue(key, 'second', LONG)).toBe('duplicate');
+    const pendingList = await inbox.list('pending', limit);
+    expect(pendingList.map((r) => [r.key, r.state, r.payload])).toEqual([
+      [running, 'running', `first:${running}`],
+      [pending, 'pending', `first:${pending}`],
+    ]);
+    expect((await inbox.list('dead', limit)).map((r) => [r.key, r.payload])).toEqual([[dead, `first:${dead}`]]);
+    // The duplicate enqueue made nothing due: only the pending record is leased.
+    await leaseExactly(inbox, [pending]);
+  });
+
+  inboxTest(`gives exactly one of ${concurrency} concurrent enqueues of one key, keeping the winner's payload`, async (inbox) => {
+    const key = keyFor('enqueue-race');
+    const results = await Promise.all(Array.from({ length: concurrency }, (_, i) => inbox.enqueue(key, `payload-${i}`, LONG)));
+    const winners = results.flatMap((r, i) => (r === 'enqueued' ? [i] : []));
+    expect(winners.length).toBe(1);
+    expect(results.filter((r) => r === 'duplicate').length).toBe(concurrency - 1);
+    expect((await inbox.list('pending', limit)).map((r) => [r.key, r.payload])).toEqual([[key, `payload-${winners[0]}`]]);
+  });
+
+  inboxTest('leases only due records, marks them running with a token and counts the attempt', async (inbox) => {
+    expect(await inbox.lease({ limit: 10, leaseMs: LONG_MS })).toEqual([]);
+    const later = keyFor('due-later');
+    const now = keyFor('due-now');
+    await inbox.enqueue(later, 'p-later', LONG);
+    const first = await leaseOne(inbox, later);
+    await inbox.fail(later, first.token, { error: 'not yet', retryAt: Date.now() + LONG_MS });
+    await inbox.enqueue(now, 'p-now', LONG);
+    const record = await leaseOne(inbox, now);
+    expect(record.payload).toBe('p-now');
+    expect(record.state).toBe('running');
+    expect(record.attempts).toBe(1);
+    expect(typeof record.token === 'string' && record.token.length > 0 && record.token !== first.token).toBe(true);
+    // Leased records are running under a live lease: nothing else is due.
+    expect(await inbox.lease({ limit: 10, leaseMs: LONG_MS })).toEqual([]);
+    expect((await inbox.list('pending', limit)).map((r) => [r.key, r.state, r.attempts])).toEqual([
+      [later, 'pending', 1],
+      [now, 'running', 1],
+    ]);
+  });
+
+  inboxTest('leases at most limit records per call', async (inbox) => {
+    const keys = Array.from({ length: 5 }, (_, i) => keyFor(`limit-${i}`));
+    for (const key of keys) await inbox.enqueue(key, key, LONG);
+    const a = await inbox.lease({ limit: 2, leaseMs: LONG_MS });
+    expect(a.length).toBe(2);
+    const b = await inbox.lease({ limit: 10, leaseMs: LONG_MS });
+    expect(b.length).toBe(3);
+    expect([...a, ...b].map((r) => r.key).sort()).toEqual([...keys].sort());
+    expect(await inbox.lease({ limit: 10, leaseMs: LONG_MS })).toEqual([]);
+  });
+
+  inboxTest(`gives each record to one of ${concurrency} concurrent leases`, async (inbox) => {
+    const keys = Array.from({ length: 2 * concurrency }, (_, i) => keyFor(`lease-race-${i}`));
+    for (const key of keys) await inbox.enqueue(key, key, LONG);
+    const batches = await Promise.all(Array.from({ length: concurrency }, () => inbox.lease({ limit: 3, leaseMs: LONG_MS })));
+    const leased = batches.flat();
+    // Every record at most once; what a racing caller skipped, the next lease takes.
+    expect(new Set(leased.map((r) => r.key)).size).toBe(leased.length);
+    const rest = await inbox.lease({ limit: 1000, leaseMs: LONG_MS });
+    expect([...leased, ...rest].map((r) => r.key).sort()).toEqual([...keys].sort());
+    expect(new Set([...leased, ...rest].map((r) => r.token)).size).toBe(keys.length);
+    expect([...leased, ...rest].every((r) => r.attempts === 1)).toBe(true);
+  });
+
+  inboxTest('re-leases a running record once its lease expired, counting the attempt, with a new token', async (inbox) => {
+    const key = keyFor('lease-expiry');
+    await inbox.enqueue(key, 'p', LONG);
+    const first = await leaseOne(inbox, key, leaseMs);
+    expect(await inbox.lease({ limit: 10, leaseMs: LONG_MS })).toEqual([]);
+    await sleep(leaseMs + slackMs);
+    const second = await leaseOne(inbox, key);
+    expect(second.attempts).toBe(2);
+    expect(second.payload).toBe('p');
+    expect(second.token === first.token).toBe(false);
+    expect(await inbox.lease({ limit: 10, leaseMs: LONG_MS })).toEqual([]);
+  });
+
+  inboxTest('fences ack and fail: a stale or foreign token changes nothing', async (inbox) => {
+    const key = keyFor('inbox-fencing');
+    await inbox.enqueue(key, 'p', LONG);
+    const stale = await leaseOne(inbox, key, leaseMs);
+    await sleep(leaseMs + slackMs);
+    const current = await leaseOne(inbox, key);
+
+    await inbox.ack(key, stale.token, LONG);
+    await inbox.fail(key, stale.token, { error: 'stale', retryAt: null });
+    await inbox.fail(key, `${current.token}x`, { error: 'foreign', retryAt: Date.now() });
+    await inbox.ack(key, 'not-a-token', LONG);
+    expect((await inbox.list('pending', limit)).map((r) => [r.key, r.state, r.attempts, r.lastError])).toEqual([[key, 'running', 2, null]]);
+    expect(await inbox.list('dead', limit)).toEqual([]);
+
+    await inbox.ack(key, current.token, LONG);
+    expect(await inbox.list('pending', limit)).toEqual([]);
+    // The stale holder waking up late still changes nothing.
+    await inbox.fail(key, stale.token, { error: 'late', retryAt: null });
+    await inbox.fail(key, current.token, { error: 'late', retryAt: null });
+    expect(await inbox.list('dead', limit)).toEqual([]);
+    expect(await inbox.enqueue(key, 'again', LONG)).toBe('duplicate');
+    // Ack and fail of an absent key or a record not running do nothing and do not throw.
+    const pending = keyFor('not-running');
+    await inbox.enqueue(pending, 'p', LONG);
+    await inbox.ack(pending, 'no-such-token', LONG);
+    await inbox.fail(pending, 'no-such-token', { error: 'x', retryAt: null });
+    await inbox.ack(keyFor('absent'), 'no-such-token', LONG);
+    await inbox.fail(keyFor('absent'), 'no-such-token', { error: 'x', retryAt: null });
+    expect((await inbox.list('pending', limit)).map((r) => [r.key, r.state])).toEqual([[pending, 'pending']]);
+  });
+
+  inboxTest('fail with retryAt makes it pending and due at retryAt; fail with null makes it dead', async (inbox) => {
+    const key = keyFor('retry');
+    await inbox.enqueue(key, 'p', LONG);
+    const first = await leaseOne(inbox, key);
+    const retryAt = Date.now() + leaseMs;
+    await inbox.fail(key, first.token, { error: 'handler.failed: Error: warehouse down', retryAt });
+    const [record] = await inbox.list('pending', limit);
+    expect([record!.key, record!.state, record!.attempts, record!.nextAttemptAt, record!.lastError]).toEqual([
+      key,
+      'pending',
+      1,
+      retryAt,
+      'handler.failed: Error: warehouse down',
+    ]);
+    expect(await inbox.lease({ limit: 10, leaseMs: LONG_MS })).toEqual([]);
+    await sleep(leaseMs + slackMs);
+    const second = await leaseOne(inbox, key);
+    expect([second.attempts, second.lastError, second.payload]).toEqual([2, 'handler.failed: Error: warehouse down', 'p']);
+
+    await inbox.fail(key, second.token, { error: 'gave up', retryAt: null });
+    expect(await inbox.list('pending', limit)).toEqual([]);
+    const [dead] = await inbox.list('dead', limit);
+    expect([dead!.key, dead!.state, dead!.attempts, dead!.lastError, dead!.payload]).toEqual([key, 'dead', 2, 'gave up', 'p']);
+    // Dead records are never leased.
+    expect(await inbox.lease({ limit: 10, leaseMs: LONG_MS })).toEqual([]);
+  });
+
+  inboxTest('lists pending (with running) and dead records oldest first, up to limit', async (inbox) => {
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f'].map((l) => keyFor(`list-${l}`));
+    const [a, b, c, d, e, f] = keys as [string, string, string, string, string, string];
+    for (const key of keys) expect(await inbox.enqueue(key, `p-${key}`, LONG)).toBe('enqueued');
+    const leased = await leaseExactly(inbox, keys);
+    await inbox.fail(a, leased.get(a)!.token, { error: 'retry', retryAt: Date.now() + LONG_MS });
+    await inbox.fail(e, leased.get(e)!.token, { error: 'dead e', retryAt: null });
+    await inbox.fail(b, leased.get(b)!.token, { error: 'dead b', retryAt: null });
+    await inbox.ack(c, leased.get(c)!.token, LONG);
+    // d and f stay running.
+    const pending = await inbox.list('pending', limit);
+    expect(pending.map((r) => [r.key, r.state, r.payload])).toEqual([
+      [a, 'pending', `p-${a}`],
+      [d, 'running', `p-${d}`],
+      [f, 'running', `p-${f}`],
+    ]);
+    expect(keysOf(await inbox.list('pending', { limit: 2 }))).toEqual([a, d]);
+    expect((await inbox.list('dead', limit)).map((r) => [r.key, r.lastError])).toEqual([
+      [b, 'dead b'],
+      [e, 'dead e'],
+    ]);
+    expect(keysOf(await inbox.list('dead', { limit: 1 }))).toEqual([b]);
+    // Listing leases nothing and changes nothing.
+    expect(keysOf(await inbox.list('pending', limit))).toEqual([a, d, f]);
+    expect(await inbox.lease({ limit: 10, leaseMs: LONG_MS })).toEqual([]);
+  });
+
+  inboxTest('replay moves a dead record back to pending, due now, attempts reset; anything else is false', async (inbox) => {
+    const dead = keyFor('replay-dead');
+    const running = keyFor('replay-running');
+    const done = keyFor('replay-done');
+    for (const key of [dead, running, done]) await inbox.enqueue(key, `p-${key}`, LONG);
+    const leased = await leaseExactly(inbox, [dead, running, done]);
+    await inbox.fail(dead, leased.get(dead)!.token, { error: 'boom', retryAt: null });
+    await inbox.ack(done, leased.get(done)!.token, LONG);
+    const pendingKey = keyFor('replay-pending');
+    await inbox.enqueue(pendingKey, 'p', LONG);
+
+    for (const key of [running, done, pendingKey, keyFor('replay-absent')]) expect(await inbox.replay(key)).toBe(false);
+    expect(await inbox.replay(dead)).toBe(true);
+    expect(await inbox.replay(dead)).toBe(false);
+    expect(await inbox.list('dead', limit)).toEqual([]);
+    const listed = (await inbox.list('pending', limit)).find((r) => r.key === dead);
+    expect([listed?.state, listed?.attempts]).toEqual(['pending', 0]);
+
+    const again = await leaseExactly(inbox, [dead, pendingKey]);
+    expect([again.get(dead)!.attempts, again.get(dead)!.payload]).toEqual([1, `p-${dead}`]);
+    await inbox.ack(dead, again.get(dead)!.token, LONG);
+    expect(await stateOf(inbox, dead)).toBe(undefined);
+    expect(await inbox.enqueue(dead, 'after', LONG)).toBe('duplicate');
+  });
+
+  inboxTest('keeps a done record for its retention (a redelivery is a duplicate), then forgets it', async (inbox) => {
+    const key = keyFor('inbox-retention');
+    const kept = keyFor('inbox-retention-long');
+    await inbox.enqueue(key, 'first', LONG);
+    await inbox.enqueue(kept, 'kept', LONG);
+    const leased = await leaseExactly(inbox, [key, kept]);
+    await inbox.ack(key, leased.get(key)!.token, { retentionMs });
+    await inbox.ack(kept, leased.get(kept)!.token, { retentionMs: Math.max(LONG_MS, retentionMs * 100) });
+    expect(await inbox.enqueue(key, 'second', LONG)).toBe('duplicate');
+    expect(await inbox.list('pending', limit)).toEqual([]);
+    await sleep(retentionMs + slackMs);
+    expect(await inbox.enqueue(kept, 'kept-again', LONG)).toBe('duplicate');
+    expect(await inbox.enqueue(key, 'third', LONG)).toBe('enqueued');
+    const [record] = await inbox.list('pending', limit);
+    expect([record!.key, record!.state, record!.attempts, record!.payload, record!.lastError]).toEqual([key, 'pending', 0, 'third', null]);
+    expect((await leaseOne(inbox, key)).attempts).toBe(1);
   });
 }

@@ -156,7 +156,8 @@ describe('caibo-callbacks send', () => {
       server = started.server;
       const pending = runCli(['send', started.url, '--repeat', '3', '--concurrency', '3', '--timeout', '5000'], { env: { CAIBO_SECRET: SECRET } });
       // Both copies are refused while the first holds its claim; then let it finish.
-      while (router.metrics().rejected < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+      const deadline = Date.now() + 10_000;
+      while (router.metrics().rejected < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
       release();
       const r = await pending;
       expect(r.code).toBe(1);

@@ -38,6 +38,7 @@ describe("mode: 'deferred' (memory inbox)", () => {
       await until(async () => (await router.pending()).length === 0);
       expect(handled[0]).toMatchObject({ paymentRequestId: '16772761082427695', grossAmount: '10' });
       expect(warnings).toContain('ERR_CAIBO_INBOX_NOT_DURABLE');
+      expect(router.metrics()).toMatchObject({ received: 2, queued: 1, duplicate: 1, handled: 0 });
     } finally {
       await server.close();
       await router.close();

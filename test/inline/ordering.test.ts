@@ -35,6 +35,7 @@ describe('ordering guard', () => {
       // The stale state is recorded as done: a redelivery is a duplicate, not another onStale.
       expect((await postSigned(server.url, UNPAID)).status).toBe(200);
       expect(stale).toHaveLength(1);
+      expect(router.metrics()).toMatchObject({ received: 3, handled: 1, stale: 1, duplicate: 1 });
     } finally {
       await server.close();
       await router.close();

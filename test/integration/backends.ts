@@ -8,7 +8,7 @@ import { Pool } from 'pg';
 import { PostgresStore } from '../../src/stores/postgres';
 import { RedisStore } from '../../src/stores/redis';
 import { SqliteStore } from '../../src/stores/sqlite';
-import type { CallbackStore } from '../../src/stores/types';
+import type { CallbackStore, InboxStore } from '../../src/stores/types';
 
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 export const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -24,9 +24,9 @@ export interface Backend {
   setup(): Promise<void>;
   teardown(): Promise<void>;
   /** A store on the same state, in the test process. */
-  store(): CallbackStore;
+  store(): CallbackStore & InboxStore;
   /** The keys of the handler runs recorded for `phase`, with the recording process id. */
-  runs(phase: 'start' | 'done'): Promise<{ key: string; pid: number }[]>;
+  runs(phase: 'start' | 'done' | 'fail'): Promise<{ key: string; pid: number }[]>;
 }
 
 export function redisBackend(): Backend {

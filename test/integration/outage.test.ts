@@ -272,7 +272,7 @@ describe('a claim that reaches the server after its operation timeout', () => {
       proxy.unstall();
       expect(await claimableWithin(store, 'evt', 3_000)).toBe(true);
     } finally {
-      await pool.query(`DROP TABLE IF EXISTS "${table}", "${table}_states"`);
+      await pool.query(`DROP TABLE IF EXISTS "${table}", "${table}_states", "${table}_inbox"`);
       await store.close();
       await pool.end();
       await proxy.close();
@@ -301,7 +301,7 @@ describe('a store that is down when the app starts', () => {
       expect(handledIds(app)).toEqual([eventKeyOf(1)]);
     } finally {
       await app.close();
-      await pool.query(`DROP TABLE IF EXISTS "${table}", "${table}_states"`);
+      await pool.query(`DROP TABLE IF EXISTS "${table}", "${table}_states", "${table}_inbox"`);
       await pool.end();
       await proxy.close();
     }

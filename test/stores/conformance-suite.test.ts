@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { CallbackStore, ClaimOptions, ClaimResult, CompleteOptions } from '../../src/stores/types';
+import { MemoryStore } from '../../src/stores/memory';
+import type { CallbackStore, ClaimOptions, ClaimResult, CompleteOptions, InboxRecord, LeasedRecord } from '../../src/stores/types';
 import { runStoreConformance } from '../../src/testing';
 
 /**
@@ -99,5 +100,151 @@ describe('runStoreConformance', () => {
     ['keeps-forever', ['forgets a completed key once its retention has passed']],
   ])('fails a store with the flaw %s, in exactly the checks that cover it', async (flaw, expected) => {
     expect((await failing(flaw)).sort()).toEqual([...expected].sort());
+  });
+});
+
+/**
+ * The inbox checks (`inbox: true`) must fail inboxes that break the contract too. Each flaw is a
+ * MemoryStore (the reference inbox) with one method done wrong.
+ */
+type InboxFlaw =
+  | 'none'
+  | 'enqueue-overwrites'
+  | 'enqueue-not-atomic'
+  | 'lease-ignores-due-time'
+  | 'lease-ignores-limit'
+  | 'no-lease-expiry'
+  | 'no-inbox-fence'
+  | 'forgets-done-at-once'
+  | 'replay-keeps-attempts'
+  | 'list-newest-first';
+
+class FlawedInbox extends MemoryStore {
+  constructor(private readonly flaw: InboxFlaw) {
+    super();
+  }
+
+  override async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
+    const records = (this as unknown as { inbox: Map<string, { state: string; payload: string; until: number }> }).inbox;
+    if (this.flaw === 'enqueue-overwrites' && records.get(key)?.state === 'pending') {
+      records.get(key)!.payload = payload;
+      return 'enqueued';
+    }
+    if (this.flaw === 'enqueue-not-atomic') {
+      // Checks, then writes after a pause: what an inbox without an atomic insert does.
+      const held = records.get(key);
+      const seen = held !== undefined && !(held.state === 'done' && held.until <= Date.now());
+      await new Promise((resolve) => setImmediate(resolve));
+      if (seen) return 'duplicate';
+      records.delete(key);
+    }
+    return super.enqueue(key, payload);
+  }
+
+  override async lease(opts: { limit: number; leaseMs: number }): Promise<LeasedRecord[]> {
+    const records = (this as unknown as { inbox: Map<string, { state: string; nextAttemptAt: number; until: number }> }).inbox;
+    if (this.flaw === 'lease-ignores-due-time') for (const r of records.values()) if (r.state === 'pending') r.nextAttemptAt = 0;
+    if (this.flaw === 'no-lease-expiry') {
+      const running = [...records.values()].filter((r) => r.state === 'running');
+      for (const r of running) r.until = Infinity;
+    }
+    return super.lease(this.flaw === 'lease-ignores-limit' ? { ...opts, limit: 1000 } : opts);
+  }
+
+  override async ack(key: string, token: string, opts: CompleteOptions): Promise<void> {
+    const record = (this as unknown as { inbox: Map<string, { token: string | null }> }).inbox.get(key);
+    if (this.flaw === 'no-inbox-fence' && record?.token !== null && record !== undefined) token = record.token;
+    await super.ack(key, token, this.flaw === 'forgets-done-at-once' ? { retentionMs: 0 } : opts);
+  }
+
+  override async replay(key: string): Promise<boolean> {
+    const record = (this as unknown as { inbox: Map<string, { attempts: number }> }).inbox.get(key);
+    const attempts = record?.attempts ?? 0;
+    const replayed = await super.replay(key);
+    if (replayed && this.flaw === 'replay-keeps-attempts') record!.attempts = attempts;
+    return replayed;
+  }
+
+  override async list(state: 'pending' | 'dead', opts: { limit: number }): Promise<InboxRecord[]> {
+    const all = await super.list(state, { limit: 1000 });
+    return (this.flaw === 'list-newest-first' ? all.reverse() : all).slice(0, opts.limit);
+  }
+}
+
+function collectInbox(flaw: InboxFlaw): Collected[] {
+  const tests: Collected[] = [];
+  runStoreConformance({
+    name: flaw,
+    describe: (_name, fn) => fn(),
+    it: (name, fn) => {
+      if (name.startsWith('inbox: ')) tests.push({ name, fn });
+    },
+    expect,
+    createStore: () => new FlawedInbox(flaw),
+    inbox: true,
+    timing: { leaseMs: 30, retentionMs: 30, slackMs: 20 },
+  });
+  return tests;
+}
+
+async function failingInbox(flaw: InboxFlaw): Promise<string[]> {
+  const failed: string[] = [];
+  for (const test of collectInbox(flaw)) {
+    try {
+      await test.fn();
+    } catch {
+      failed.push(test.name.slice('inbox: '.length));
+    }
+  }
+  return failed;
+}
+
+const DUPLICATES = 'answers duplicate to an enqueue of a key that is pending, running, done or dead, and keeps the first payload';
+const DUE = 'leases only due records, marks them running with a token and counts the attempt';
+const RETRY = 'fail with retryAt makes it pending and due at retryAt; fail with null makes it dead';
+const LIST = 'lists pending (with running) and dead records oldest first, up to limit';
+const EXPIRY = 're-leases a running record once its lease expired, counting the attempt, with a new token';
+const FENCING = 'fences ack and fail: a stale or foreign token changes nothing';
+const RETENTION = 'keeps a done record for its retention (a redelivery is a duplicate), then forgets it';
+const REPLAY = 'replay moves a dead record back to pending, due now, attempts reset; anything else is false';
+
+describe('runStoreConformance with inbox: true', () => {
+  it('registers the inbox checks only when asked', () => {
+    expect(collectInbox('none').map((t) => t.name)).toHaveLength(12);
+    expect(collect('none').filter((t) => t.name.startsWith('inbox: '))).toEqual([]);
+  });
+
+  it('passes the memory inbox', async () => {
+    expect(await failingInbox('none')).toEqual([]);
+  });
+
+  it('refuses a store shared between tests, saying what to do', async () => {
+    const shared = new MemoryStore();
+    await shared.enqueue('left-over', 'p');
+    const tests: Collected[] = [];
+    runStoreConformance({
+      name: 'shared',
+      describe: (_name, fn) => fn(),
+      it: (name, fn) => void (name.startsWith('inbox: ') && tests.push({ name, fn })),
+      expect,
+      createStore: () => shared,
+      inbox: true,
+      timing: { leaseMs: 30, retentionMs: 30 },
+    });
+    await expect(tests[0]!.fn()).rejects.toThrow(/empty inbox per test.*its own prefix, table or file/);
+  });
+
+  it.each<[InboxFlaw, string[]]>([
+    ['enqueue-overwrites', [DUPLICATES, "gives exactly one of 25 concurrent enqueues of one key, keeping the winner's payload"]],
+    ['enqueue-not-atomic', ["gives exactly one of 25 concurrent enqueues of one key, keeping the winner's payload"]],
+    ['lease-ignores-due-time', [DUE, RETRY, LIST]],
+    ['lease-ignores-limit', ['leases at most limit records per call']],
+    ['no-lease-expiry', [EXPIRY, FENCING]],
+    ['no-inbox-fence', [FENCING]],
+    ['forgets-done-at-once', [DUPLICATES, FENCING, RETENTION, REPLAY]],
+    ['replay-keeps-attempts', [REPLAY]],
+    ['list-newest-first', [DUPLICATES, DUE, LIST]],
+  ])('fails an inbox with the flaw %s, in exactly the checks that cover it', async (flaw, expected) => {
+    expect((await failingInbox(flaw)).sort()).toEqual([...expected].sort());
   });
 });

@@ -12,6 +12,7 @@ describe('MemoryStore on a fake clock', () => {
     expect,
     createStore: () => new MemoryStore(),
     paymentStates: true,
+    inbox: true,
     timing: {
       leaseMs: 30_000,
       retentionMs: 86_400_000,
@@ -29,5 +30,6 @@ runStoreConformance({
   it,
   createStore: () => new MemoryStore({ maxEntries: 1_000 }),
   paymentStates: true,
+  inbox: true,
   timing: { leaseMs: 60, retentionMs: 60, slackMs: 30 },
 });

@@ -25,10 +25,11 @@ runStoreConformance({
   expect,
   createStore: () => new PostgresStore({ pool, schema, table: `conf_${++tables}` }),
   cleanup: async (store) => {
-    await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}`);
+    await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
   },
   timing: { leaseMs: 200, retentionMs: 200, slackMs: 60 },
   paymentStates: true,
+  inbox: true,
 });
 
 describe('PostgresStore', () => {
@@ -50,6 +51,47 @@ describe('PostgresStore', () => {
     expect(stores[0]!.schemaStatements).toBe(postgresStoreSchema(options));
     expect(postgresStoreSchema(options)).toContain(`CREATE TABLE IF NOT EXISTS "${schema}"."init_twice"`);
     await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('creates the deferred-mode inbox table on init(), and exports its SQL', async () => {
+    const store = new PostgresStore({ pool, schema, table: 'inbox_schema', purgeIntervalMs: 0 });
+    await store.init();
+    expect(store.durable).toBe(true);
+    expect(store.inboxTableName).toBe(`"${schema}"."inbox_schema_inbox"`);
+    const { rows } = await pool.query(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'inbox_schema_inbox' ORDER BY ordinal_position`,
+      [schema],
+    );
+    expect(rows.map((r: { column_name: string }) => r.column_name)).toEqual([
+      'key', 'seq', 'state', 'payload', 'attempts', 'next_attempt_at', 'token', 'lease_until', 'last_error', 'created_at', 'expires_at',
+    ]);
+    expect(postgresStoreSchema({ schema, table: 'inbox_schema' })).toContain(`CREATE TABLE IF NOT EXISTS "${schema}"."inbox_schema_inbox"`);
+    await store.enqueue('evt', 'p');
+    const [leased] = await store.lease({ limit: 1, leaseMs: 10_000 });
+    await store.ack('evt', leased!.token, { retentionMs: 86_400_000 });
+    const { rows: done } = await pool.query(`SELECT state, payload, token, expires_at > now() + interval '23 hours' AS kept FROM ${store.inboxTableName}`);
+    expect(done).toEqual([{ state: 'done', payload: '', token: null, kept: true }]);
+    await store.close();
+  });
+
+  it('purges done inbox records past their retention, and nothing else of the inbox', async () => {
+    const store = new PostgresStore({ pool, schema, table: 'inbox_purge', purgeIntervalMs: 0 });
+    await store.init();
+    for (const key of ['old-done', 'live-done', 'pending', 'dead']) await store.enqueue(key, 'p');
+    const leased = new Map((await store.lease({ limit: 10, leaseMs: 60_000 })).map((r) => [r.key, r.token]));
+    await store.ack('old-done', leased.get('old-done')!, { retentionMs: 1 });
+    await store.ack('live-done', leased.get('live-done')!, { retentionMs: 60_000 });
+    await store.fail('pending', leased.get('pending')!, { error: 'e', retryAt: Date.now() + 60_000 });
+    await store.fail('dead', leased.get('dead')!, { error: 'e', retryAt: null });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await store.purge()).toBe(1);
+    const { rows } = await pool.query(`SELECT key, state FROM ${store.inboxTableName} ORDER BY key`);
+    expect(rows).toEqual([
+      { key: 'dead', state: 'dead' },
+      { key: 'live-done', state: 'done' },
+      { key: 'pending', state: 'pending' },
+    ]);
+    await store.close();
   });
 
   it('refuses unsafe table and schema names before any SQL runs', () => {

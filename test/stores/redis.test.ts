@@ -24,15 +24,18 @@ afterAll(async () => {
 });
 
 const timing = { leaseMs: 200, retentionMs: 200, slackMs: 60 };
+// A prefix per store: the inbox checks need an inbox of their own in each test.
+let stores = 0;
 
 runStoreConformance({
   name: 'RedisStore (ioredis)',
   describe,
   it,
   expect,
-  createStore: () => new RedisStore({ client: ioredis, prefix: `${prefix}io:` }),
+  createStore: () => new RedisStore({ client: ioredis, prefix: `${prefix}io:${++stores}:` }),
   timing,
   paymentStates: true,
+  inbox: true,
 });
 
 runStoreConformance({
@@ -40,9 +43,10 @@ runStoreConformance({
   describe,
   it,
   expect,
-  createStore: () => new RedisStore({ client: nodeRedis, prefix: `${prefix}node:` }),
+  createStore: () => new RedisStore({ client: nodeRedis, prefix: `${prefix}node:${++stores}:` }),
   timing,
   paymentStates: true,
+  inbox: true,
 });
 
 describe('RedisStore', () => {
@@ -88,6 +92,48 @@ describe('RedisStore', () => {
       monitor.disconnect();
     }
     expect(seen).toEqual(['EVALSHA', 'EVALSHA', 'EVALSHA']);
+  });
+
+  it('keeps the inbox under <prefix>{inbox}: a hash per record and a due set; a done record drops its payload and expires', async () => {
+    const store = new RedisStore({ client: nodeRedis, prefix: `${prefix}inbox-layout:` });
+    const base = `${prefix}inbox-layout:{inbox}:`;
+    expect(store.durable).toBe(true);
+    expect(await store.enqueue('evt', 'sealed-payload')).toBe('enqueued');
+    expect(await ioredis.hgetall(`${base}r:evt`)).toMatchObject({ payload: 'sealed-payload', state: 'pending', attempts: '0', seq: '1' });
+    expect(await ioredis.zrange(`${base}due`, 0, -1)).toEqual(['evt']);
+    expect(await ioredis.pttl(`${base}r:evt`)).toBe(-1);
+    const [leased] = await store.lease({ limit: 5, leaseMs: 10_000 });
+    const dueAt = Number(await ioredis.zscore(`${base}due`, 'evt'));
+    expect(dueAt - Date.now() > 9_000 && dueAt - Date.now() <= 10_000 + 50).toBe(true);
+    await store.ack('evt', leased!.token, { retentionMs: 86_400_000 });
+    const done = await ioredis.hgetall(`${base}r:evt`);
+    expect([done.state, done.payload, done.token]).toEqual(['done', '', undefined]);
+    expect(await ioredis.pttl(`${base}r:evt`)).toBeGreaterThan(86_000_000);
+    expect(await ioredis.zcard(`${base}due`)).toBe(0);
+    expect(await ioredis.zcard(`${base}queue`)).toBe(0);
+  });
+
+  it('runs each inbox operation as a single EVALSHA', async () => {
+    const monitor = await ioredis.monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some((a) => a.startsWith(`${prefix}inbox-rt:`))) seen.push(String(args[0]).toUpperCase());
+    });
+    try {
+      const store = new RedisStore({ client: ioredis, prefix: `${prefix}inbox-rt:` });
+      await store.init();
+      await store.enqueue('x', 'p');
+      const [leased] = await store.lease({ limit: 10, leaseMs: 10_000 });
+      await store.fail('x', leased!.token, { error: 'e', retryAt: null });
+      await store.list('dead', { limit: 10 });
+      await store.replay('x');
+      const [again] = await store.lease({ limit: 10, leaseMs: 10_000 });
+      await store.ack('x', again!.token, { retentionMs: 10_000 });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      monitor.disconnect();
+    }
+    expect(seen).toEqual(Array.from({ length: 7 }, () => 'EVALSHA'));
   });
 
   it('refuses something that is not a Redis client, naming both accepted clients', () => {

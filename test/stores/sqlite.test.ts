@@ -17,6 +17,7 @@ runStoreConformance({
   createStore: () => new SqliteStore({ path: path.join(dir, `conf-${++files}.sqlite`) }),
   timing: { leaseMs: 150, retentionMs: 150, slackMs: 40 },
   paymentStates: true,
+  inbox: true,
 });
 
 runStoreConformance({
@@ -30,6 +31,7 @@ runStoreConformance({
   },
   timing: { leaseMs: 150, retentionMs: 150, slackMs: 40 },
   paymentStates: true,
+  inbox: true,
 });
 
 describe('SqliteStore', () => {
@@ -72,9 +74,45 @@ describe('SqliteStore', () => {
     db.close();
   });
 
+  it('keeps the inbox in <table>_inbox; purges done records past their retention and nothing else', async () => {
+    const db = new Database(':memory:');
+    const store = new SqliteStore({ database: db, table: 'cb', purgeIntervalMs: 0 });
+    expect(store.durable).toBe(true);
+    for (const key of ['old-done', 'live-done', 'pending', 'dead']) await store.enqueue(key, 'p');
+    const leased = new Map((await store.lease({ limit: 10, leaseMs: 60_000 })).map((r) => [r.key, r.token]));
+    await store.ack('old-done', leased.get('old-done')!, { retentionMs: 1 });
+    await store.ack('live-done', leased.get('live-done')!, { retentionMs: 60_000 });
+    await store.fail('pending', leased.get('pending')!, { error: 'e', retryAt: Date.now() + 60_000 });
+    await store.fail('dead', leased.get('dead')!, { error: 'e', retryAt: null });
+    expect(db.prepare("SELECT payload, token FROM cb_inbox WHERE key = 'live-done'").get()).toEqual({ payload: '', token: null });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(store.purge()).toBe(1);
+    expect(db.prepare('SELECT key, state FROM cb_inbox ORDER BY key').all()).toEqual([
+      { key: 'dead', state: 'dead' },
+      { key: 'live-done', state: 'done' },
+      { key: 'pending', state: 'pending' },
+    ]);
+    await store.close();
+    db.close();
+  });
+
+  it('leases each record to one of two connections on one file', async () => {
+    const file = path.join(dir, 'two-connections.sqlite');
+    const a = new SqliteStore({ path: file });
+    const b = new SqliteStore({ path: file });
+    for (let i = 0; i < 20; i++) await a.enqueue(`k${i}`, 'p');
+    const leased = [];
+    for (let round = 0; round < 6; round++) leased.push(...(await (round % 2 ? b : a).lease({ limit: 4, leaseMs: 60_000 })));
+    expect(leased.map((r) => r.key).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `k${i}`).sort());
+    expect(await b.list('pending', { limit: 100 })).toHaveLength(20);
+    await a.close();
+    await b.close();
+  });
+
   it('refuses bad options with a message that says what to pass', () => {
     expect(() => new SqliteStore({} as never)).toThrow(/\{ path: .* or \{ database \}/);
     expect(() => new SqliteStore({ path: path.join(dir, 'x.sqlite'), table: 'bad name' })).toThrow(/table must be letters/);
     expect(sqliteStoreSchema({ table: 'cb' })).toContain('CREATE TABLE IF NOT EXISTS "cb"');
+    expect(sqliteStoreSchema({ table: 'cb' })).toContain('CREATE TABLE IF NOT EXISTS "cb_inbox"');
   });
 });
