@@ -110,6 +110,7 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
     }
     return ready;
   };
+  const runtime: Runtime = { config, metrics, scheduler, worker, isClosed: () => closed, whenReady };
   // The worker's first poll picks up what a previous process left: expired leases, due retries.
   if (worker !== undefined) void Promise.resolve(ready).then(() => worker.start(), () => worker.start());
 
@@ -125,7 +126,7 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
       return;
     }
     requestWarnings(config.warner, req as Parameters<typeof requestWarnings>[1], checkedApps);
-    const work: Promise<void> = handle(config, route, path, query, req, res, () => closed, whenReady(), metrics, scheduler, worker)
+    const work: Promise<void> = handle(runtime, route, path, query, req, res)
       .catch((error: unknown) => {
         // Unreachable by design (the pipeline turns failures into outcomes); kept so a bug answers 500, not a hang.
         config.logger.error({ err: describe(error) }, 'caibo-callbacks: unexpected failure');
@@ -165,19 +166,19 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
   return router;
 }
 
-async function handle(
-  config: Config,
-  route: RouteSpec,
-  path: string,
-  query: string,
-  req: IncomingMessage,
-  res: ServerResponse,
-  isClosed: () => boolean,
-  ready: Promise<void> | undefined,
-  metrics: CallbackMetrics,
-  scheduler: ReconcileScheduler | undefined,
-  worker: DeferredWorker | undefined,
-): Promise<void> {
+/** What one router shares with each request it handles. */
+interface Runtime {
+  config: Config;
+  metrics: CallbackMetrics;
+  scheduler: ReconcileScheduler | undefined;
+  worker: DeferredWorker | undefined;
+  isClosed: () => boolean;
+  /** The store's `init()`, retried after a failure. */
+  whenReady: () => Promise<void> | undefined;
+}
+
+async function handle(runtime: Runtime, route: RouteSpec, path: string, query: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { config, metrics, scheduler, worker } = runtime;
   const started = performance.now();
   const method = req.method ?? 'GET';
   const ip = clientIp(req);
@@ -221,7 +222,7 @@ async function handle(
   }
   const wrongSource = checkSource(config, route, ip);
   if (wrongSource !== null) return refuse(wrongSource);
-  if (isClosed()) {
+  if (runtime.isClosed()) {
     return finish(
       errorOutcome(new CallbackError('store.unavailable', 'The router is closed', { headers: { 'Retry-After': config.retryAfter } })),
     );
@@ -241,6 +242,7 @@ async function handle(
     return finish(errorOutcome(failure));
   }
 
+  const ready = runtime.whenReady();
   if (ready !== undefined) {
     try {
       await ready;
