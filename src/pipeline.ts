@@ -324,8 +324,21 @@ export async function runOnce(config: Config, event: CaiboEvent, context: Callba
     return complete(config, event, token, ok('stale', event));
   }
 
-  const controller = new AbortController();
-  const handlerRun = runHandler(config, event, { ...context, signal: controller.signal });
+  // The signal is made on first use: most handlers never read it, and an AbortController per
+  // request showed in the profile. One made after the budget ran out starts aborted.
+  let controller: AbortController | undefined;
+  let timedOut: CallbackError | undefined;
+  const handlerContext: CallbackContext = {
+    ...context,
+    get signal(): AbortSignal {
+      if (controller === undefined) {
+        controller = new AbortController();
+        if (timedOut !== undefined) controller.abort(timedOut);
+      }
+      return controller.signal;
+    },
+  };
+  const handlerRun = runHandler(config, event, handlerContext);
   let timer: NodeJS.Timeout | undefined;
   const budget = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), config.handlerTimeoutMs);
@@ -336,7 +349,8 @@ export async function runOnce(config: Config, event: CaiboEvent, context: Callba
   clearTimeout(timer);
 
   if (first === 'timeout') {
-    controller.abort(new CallbackError('handler.timeout', `onStatus did not finish within ${config.handlerTimeoutMs} ms`));
+    timedOut = new CallbackError('handler.timeout', `onStatus did not finish within ${config.handlerTimeoutMs} ms`);
+    controller?.abort(timedOut);
     // The lease still holds: a retry meanwhile gets 409. When the handler settles, its key is
     // completed or released, so the next retry is a duplicate or runs it again.
     void handlerRun.then((result) =>

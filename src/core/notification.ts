@@ -75,6 +75,10 @@ export function eventKey(n: {
 
 /** Empty form values (`transactionId=`) mean "not sent". */
 function withoutEmpty(fields: Fields): Fields {
+  // Usually there are none: skip the copy then.
+  let empty = false;
+  for (const name in fields) if (fields[name] === '') empty = true;
+  if (!empty) return fields;
   const out: Fields = Object.create(null);
   for (const name in fields) if (fields[name] !== '') out[name] = fields[name]!;
   return out;
@@ -100,6 +104,20 @@ export interface ReceiptInfo {
   receivedAt: Date;
 }
 
+/**
+ * `fields` as a plain object. A loop, because spreading a prototype-less object (`{ ...fields }`)
+ * cost more than all the rest of building the event; `__proto__` is defined, never assigned, so
+ * it stays a field and cannot replace the prototype.
+ */
+function plainFields(fields: Fields): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in fields) {
+    if (name === '__proto__') Object.defineProperty(out, name, { value: fields[name], enumerable: true, writable: true, configurable: true });
+    else out[name] = fields[name]!;
+  }
+  return out;
+}
+
 /** Builds the {@link CaiboPaymentEvent} from validated fields. */
 export function normaliseNotification(n: Notification, fields: Fields, info: ReceiptInfo): CaiboPaymentEvent {
   const paymentStatus = paymentStatusOf(n.paymentRequestStatusId);
@@ -109,7 +127,7 @@ export function normaliseNotification(n: Notification, fields: Fields, info: Rec
     key: eventKey(n),
     verified: info.verified,
     secretIndex: info.secretIndex,
-    data: Object.freeze({ ...fields }),
+    data: Object.freeze(plainFields(fields)),
     receivedAt: info.receivedAt.toISOString(),
     paymentRequestId: n.id,
     transactionId: n.transactionId ?? null,

@@ -43,21 +43,36 @@ function compileEntry(entry: string): Range {
   return [addr, addr.kind() === 'ipv4' ? 32 : 128];
 }
 
+/** How many client addresses a matcher remembers its verdict for. */
+const MAX_VERDICTS = 1024;
+
 /** Compiles `allowIps` once, at start-up. An empty or absent list allows every address. */
 export function compileAllowlist(entries: readonly string[] | undefined): IpMatcher {
   const ranges = (entries ?? []).map(compileEntry);
   const v4 = ranges.filter(([a]) => a.kind() === 'ipv4') as [ipaddr.IPv4, number][];
   const v6 = ranges.filter(([a]) => a.kind() === 'ipv6') as [ipaddr.IPv6, number][];
   const allowAll = ranges.length === 0;
+  const verdicts = new Map<string, boolean>();
   return {
     allowAll,
     match(ip) {
       if (allowAll) return true;
       if (ip === undefined) return false;
-      const addr = parseClientIp(ip);
-      if (addr === null) return false;
-      if (addr.kind() === 'ipv4') return v4.some(([range, bits]) => (addr as ipaddr.IPv4).match(range, bits));
-      return v6.some(([range, bits]) => (addr as ipaddr.IPv6).match(range, bits));
+      // Callbacks come from a handful of gateway addresses: parsing each one once saves a parse
+      // per request. Bounded, so a flood of distinct addresses cannot grow it.
+      const known = verdicts.get(ip);
+      if (known !== undefined) return known;
+      const verdict = check(ip);
+      if (verdicts.size >= MAX_VERDICTS) verdicts.clear();
+      verdicts.set(ip, verdict);
+      return verdict;
     },
   };
+
+  function check(ip: string): boolean {
+    const addr = parseClientIp(ip);
+    if (addr === null) return false;
+    if (addr.kind() === 'ipv4') return v4.some(([range, bits]) => (addr as ipaddr.IPv4).match(range, bits));
+    return v6.some(([range, bits]) => (addr as ipaddr.IPv6).match(range, bits));
+  }
 }

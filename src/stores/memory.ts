@@ -206,6 +206,8 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
     if (record === undefined || record.state !== 'running' || record.token !== token) return;
     record.state = 'done';
     record.token = null;
+    // Done records serve dedupe only; like the durable stores, drop the payload (payer data).
+    record.payload = '';
     record.until = Date.now() + opts.retentionMs;
     this.active.delete(key);
     // Done records only serve dedupe: past the cap, the oldest go first (Map keeps insertion order).

@@ -150,6 +150,24 @@ describe('MemoryStore', () => {
       expect(await store.claim('a', LEASE)).toEqual({ status: 'done' });
     });
 
+    it('keeps at most maxEntries payment states, forgetting the least recently written first', async () => {
+      store = new MemoryStore({ maxEntries: 3 });
+      const state = (key: string) => ({ key, paymentStatus: 'paid', transactionStatus: 'approved', receivedAt: '2026-11-27T09:00:00.000Z' });
+      for (const id of ['p1', 'p2', 'p3']) await store.setPaymentState(id, state(`${id}:a`), KEEP);
+      // Rewriting p1 makes it the newest, so p2 is now the oldest.
+      await store.setPaymentState('p1', state('p1:b'), KEEP);
+      await store.setPaymentState('p4', state('p4:a'), KEEP);
+      expect(await store.getPaymentState('p2')).toBeNull();
+      expect(await store.getPaymentState('p1')).toEqual(state('p1:b'));
+      expect(await store.getPaymentState('p3')).toEqual(state('p3:a'));
+      expect(await store.getPaymentState('p4')).toEqual(state('p4:a'));
+      for (let i = 0; i < 100; i++) await store.setPaymentState(`q${i}`, state(`q${i}:a`), KEEP);
+      expect(await store.getPaymentState('q99')).toEqual(state('q99:a'));
+      expect(await store.getPaymentState('q97')).toEqual(state('q97:a'));
+      expect(await store.getPaymentState('q96')).toBeNull();
+      expect(await store.getPaymentState('p1')).toBeNull();
+    });
+
     it('stays bounded under many keys', async () => {
       store = new MemoryStore({ maxEntries: 100 });
       for (let i = 0; i < 1_000; i++) await completeKey(store, `key-${i}`);
