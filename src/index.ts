@@ -34,5 +34,6 @@ export { CaiboClient } from './client/caibo-client';
 export type { CaiboClientOptions } from './client/caibo-client';
 export type { PaymentStatusResponse } from './core/status';
 export type { ReconcileResult } from './reconcile';
-export type { PaymentState, PaymentStateStore } from './stores/types';
+export type { PaymentState, PaymentStateStore, InboxStore, InboxRecord, InboxState, LeasedRecord } from './stores/types';
 export type { CaiboRoute } from './core/events';
+export type { DeferredEntry } from './deferred/worker';
