@@ -78,7 +78,7 @@ function loadDriver(): DatabaseConstructor {
     return load('better-sqlite3') as DatabaseConstructor;
   } catch (error) {
     if ((error as { code?: unknown }).code === 'MODULE_NOT_FOUND') {
-      throw new Error('SqliteStore needs the better-sqlite3 package: run `npm install better-sqlite3@12`', { cause: error });
+      throw new Error('SqliteStore needs the better-sqlite3 package: run `npm install better-sqlite3` (version 12 on Node 20, 13 on Node 22 and later)', { cause: error });
     }
     throw error;
   }
@@ -131,7 +131,7 @@ export function sqliteStoreSchema(options: { table?: string } = {}): string {
 }
 
 /**
- * A dedupe store in a SQLite file (better-sqlite3 12): survives restarts with no server to run.
+ * A dedupe store in a SQLite file (better-sqlite3 12 on Node 20, 13 on Node 22+): survives restarts with no server to run.
  * The persistent default for a single machine; several processes on that machine may share the
  * file. Each operation is one short `BEGIN IMMEDIATE` transaction, so claims from different
  * processes are serialised by SQLite's write lock. Its deferred-mode inbox (`<table>_inbox`) is

@@ -47,7 +47,7 @@ describe('optional drivers', () => {
       `,
         dir,
       );
-      expect(message).toBe('SqliteStore needs the better-sqlite3 package: run `npm install better-sqlite3@12`');
+      expect(message).toBe('SqliteStore needs the better-sqlite3 package: run `npm install better-sqlite3` (version 12 on Node 20, 13 on Node 22 and later)');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
