@@ -403,7 +403,9 @@ export function resolveOptions(options: CaiboCallbacksOptions): Config {
     fail('`merchantId` must be your merchant id as a string of digits (ids lose precision as numbers)');
   }
   if (options.requireHttps !== undefined && typeof options.requireHttps !== 'boolean') fail('`requireHttps` must be true or false');
-  const logger = redactingLogger(checkLogger(options.logger), secrets);
+  // Without a logger nothing is logged, so nothing needs scrubbing: the silent logger is used as is
+  // (the router skips building log lines for it).
+  const logger = options.logger === undefined ? silentLogger : redactingLogger(checkLogger(options.logger), secrets);
   const store = checkStore(options.store);
   const warner = createWarner(options.logger === undefined ? undefined : logger);
   const rateLimitLogger = {

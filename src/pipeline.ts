@@ -338,7 +338,15 @@ export async function runOnce(config: Config, event: CaiboEvent, context: Callba
       return controller.signal;
     },
   };
-  const handlerRun = runHandler(config, event, handlerContext);
+  // A handler that returns without a promise has finished: no time budget to arm.
+  let returned: unknown;
+  try {
+    returned = config.onStatus(event, handlerContext);
+  } catch (error) {
+    returned = Promise.reject(error);
+  }
+  if (!isThenable(returned)) return complete(config, event, token, ok('handled', event));
+  const handlerRun = settled(returned);
   let timer: NodeJS.Timeout | undefined;
   const budget = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), config.handlerTimeoutMs);
@@ -379,10 +387,14 @@ export async function runOnce(config: Config, event: CaiboEvent, context: Callba
   return complete(config, event, token, ok('handled', event));
 }
 
-/** Runs the handler, turning a throw into a value so a late settle never becomes an unhandled rejection. */
-async function runHandler(config: Config, event: CaiboEvent, context: CallbackContext): Promise<'ok' | { error: unknown }> {
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
+}
+
+/** The handler's outcome as a value, so a late settle never becomes an unhandled rejection. */
+async function settled(run: PromiseLike<unknown>): Promise<'ok' | { error: unknown }> {
   try {
-    await config.onStatus(event, context);
+    await run;
     return 'ok';
   } catch (error) {
     return { error };

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { parse as parseQueryString } from 'node:querystring';
 import { parse as parseLosslessJson } from 'lossless-json';
 import { CallbackError } from '../errors';
 
@@ -27,14 +28,16 @@ export function decodeUtf8(raw: Uint8Array): string {
  * A repeated field is refused: which copy would be the truth is ambiguous.
  */
 export function parseForm(text: string): Fields {
-  const fields: Fields = Object.create(null);
+  // node:querystring decodes like URLSearchParams ('+' is a space, bad escapes stay as sent) at a
+  // fraction of its cost, into an object without a prototype; a repeated name becomes an array.
+  const parsed = parseQueryString(text, '&', '=', { maxKeys: MAX_FIELDS + 1 });
   let count = 0;
-  for (const [name, value] of new URLSearchParams(text)) {
+  for (const name in parsed) {
+    const value = parsed[name];
+    if (Array.isArray(value)) throw new CallbackError('payload.invalid', `Field "${truncate(name)}" is repeated`, { expose: true });
     if (++count > MAX_FIELDS) throw new CallbackError('payload.invalid', `More than ${MAX_FIELDS} fields`, { expose: true });
-    if (name in fields) throw new CallbackError('payload.invalid', `Field "${truncate(name)}" is repeated`, { expose: true });
-    fields[name] = value;
   }
-  return fields;
+  return parsed as Fields;
 }
 
 /**

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CallbackError } from '../errors';
 import type { Fields } from './fields';
 import type { CaiboPaymentEvent, CaiboProvider, PaymentStatus, TransactionStatus } from './events';
+import { isoTime } from './time';
 
 const digits = z.string().regex(/^\d{1,32}$/, 'must be digits');
 const statusId = z.string().regex(/^\d{1,4}$/, 'must be a numeric status code');
@@ -128,7 +129,7 @@ export function normaliseNotification(n: Notification, fields: Fields, info: Rec
     verified: info.verified,
     secretIndex: info.secretIndex,
     data: Object.freeze(plainFields(fields)),
-    receivedAt: info.receivedAt.toISOString(),
+    receivedAt: isoTime(info.receivedAt),
     paymentRequestId: n.id,
     transactionId: n.transactionId ?? null,
     paymentStatus,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { CaiboPaymentEvent } from './events';
 import { eventKey, isFinalPaymentStatus, paymentStatusOf, transactionStatusOf } from './notification';
+import { isoTime } from './time';
 
 const digits = z.string().regex(/^\d{1,32}$/);
 const optionalText = z.string().max(10_000).nullish();
@@ -64,7 +65,7 @@ export function statusToEvent(status: PaymentStatusResponse, receivedAt: Date): 
     verified: true,
     secretIndex: null,
     data: Object.freeze(data),
-    receivedAt: receivedAt.toISOString(),
+    receivedAt: isoTime(receivedAt),
     paymentRequestId: status.id,
     transactionId: status.transactionId ?? null,
     paymentStatus,

@@ -4,6 +4,7 @@ import { CallbackError } from '../errors';
 import type { CaiboThreeDSEvent } from './events';
 import type { Fields } from './fields';
 import type { ReceiptInfo } from './notification';
+import { isoTime } from './time';
 
 /** A decoded PaRes is a small XML document; anything bigger is refused before it can inflate. */
 const MAX_INFLATED = 64 * 1024;
@@ -118,7 +119,7 @@ export function normaliseThreeDS(fields: Fields, info: ReceiptInfo): CaiboThreeD
     verified: info.verified,
     secretIndex: info.secretIndex,
     data: Object.freeze({ ...fields }),
-    receivedAt: info.receivedAt.toISOString(),
+    receivedAt: isoTime(info.receivedAt),
     version,
     transactionId,
     acsTransactionId,

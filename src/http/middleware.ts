@@ -14,6 +14,7 @@ import type { CaiboEvent } from '../core/events';
 import { clientIp } from './client-ip';
 import { readBody, type MaybeParsedRequest } from './read-body';
 import { respond } from './respond';
+import { silentLogger } from '../logger';
 
 /** The `next` callback of Connect and Express. */
 export type NextFunction = (error?: unknown) => void;
@@ -192,7 +193,7 @@ async function handle(runtime: Runtime, route: RouteSpec, path: string, query: s
     report(config, outcome, outcome.event ? { ...context, event: outcome.event } : context);
     const durationMs = performance.now() - started;
     metrics.record(route, outcome, durationMs);
-    log(config, route, outcome, durationMs);
+    if (config.logger !== silentLogger) log(config, route, outcome, durationMs);
   };
 
   // Refused before the body is read: a body still coming is drained while the connection closes.

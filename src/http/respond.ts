@@ -10,10 +10,17 @@ export function respond(res: ServerResponse, outcome: Outcome): void {
     if (!res.writableEnded) res.end();
     return;
   }
-  res.statusCode = outcome.status;
-  for (const name in outcome.headers) res.setHeader(name, outcome.headers[name]!);
-  res.setHeader('Content-Type', outcome.contentType);
-  res.setHeader('Content-Length', Buffer.byteLength(outcome.body));
-  res.setHeader('Cache-Control', 'no-store');
+  // One writeHead with a flat list: cheaper than a setHeader per header on the hot path. Headers
+  // set earlier (rate-limit headers, Connection: close) are merged by node:http.
+  const headers: string[] = [
+    'Content-Type',
+    outcome.contentType,
+    'Content-Length',
+    String(Buffer.byteLength(outcome.body)),
+    'Cache-Control',
+    'no-store',
+  ];
+  for (const name in outcome.headers) headers.push(name, outcome.headers[name]!);
+  res.writeHead(outcome.status, headers);
   res.end(outcome.body);
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type {
   CallbackStore,
   ClaimOptions,
@@ -94,6 +93,7 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
   private readonly done = new Map<string, number>();
   private readonly doneRing: SlotRing;
   private timer: NodeJS.Timeout | undefined;
+  private tokenSeq = 0;
   /** Deferred-mode inbox: every record by key, and the keys still pending or running. */
   private readonly inbox = new Map<string, MemoryInboxRecord>();
   private readonly active = new Set<string>();
@@ -130,7 +130,8 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
     }
     const lease = this.leases.get(key);
     if (lease !== undefined && lease.expiresAt > now) return { status: 'in_flight' };
-    const token = randomUUID();
+    // Tokens only need to be unique within this store: a counter is enough, and cheap.
+    const token = String(++this.tokenSeq);
     this.leases.set(key, { token, expiresAt: now + opts.leaseMs });
     return { status: 'claimed', token };
   }
@@ -194,7 +195,7 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
     due.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt);
     return due.slice(0, opts.limit).map((record) => {
       record.state = 'running';
-      record.token = randomUUID();
+      record.token = String(++this.tokenSeq);
       record.until = now + opts.leaseMs;
       record.attempts++;
       return publicRecord(record, record.token);
