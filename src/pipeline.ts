@@ -405,7 +405,7 @@ async function settled(run: PromiseLike<unknown>): Promise<'ok' | { error: unkno
  * The ordering guard: for a non-final payment event, the last final state of its payment
  * request, if one was recorded (the event is then stale); `null` otherwise.
  */
-async function staleAgainst(config: Config, event: CaiboEvent): Promise<PaymentState | null> {
+export async function staleAgainst(config: Config, event: CaiboEvent): Promise<PaymentState | null> {
   if (!config.orderingGuard || event.kind !== 'payment' || event.final) return null;
   const current = await config.paymentStates.getPaymentState(event.paymentRequestId);
   return current !== null && current.key !== event.key ? current : null;
@@ -420,17 +420,21 @@ async function staleAgainst(config: Config, event: CaiboEvent): Promise<PaymentS
 async function complete(config: Config, event: CaiboEvent, token: string, outcome: Outcome): Promise<Outcome> {
   try {
     await config.store.complete(event.key, token, { retentionMs: config.retentionMs });
-    if (config.orderingGuard && event.kind === 'payment' && event.final && outcome.kind === 'handled') {
-      await config.paymentStates.setPaymentState(
-        event.paymentRequestId,
-        { key: event.key, paymentStatus: event.paymentStatus, transactionStatus: event.transactionStatus, receivedAt: event.receivedAt },
-        { retentionMs: config.retentionMs },
-      );
-    }
+    if (outcome.kind === 'handled') await rememberFinalState(config, event);
   } catch (cause) {
     outcome.error = unavailable(config, cause);
   }
   return outcome;
+}
+
+/** Records a handled final payment state for the ordering guard (both modes). */
+export async function rememberFinalState(config: Config, event: CaiboEvent): Promise<void> {
+  if (!config.orderingGuard || event.kind !== 'payment' || !event.final) return;
+  await config.paymentStates.setPaymentState(
+    event.paymentRequestId,
+    { key: event.key, paymentStatus: event.paymentStatus, transactionStatus: event.transactionStatus, receivedAt: event.receivedAt },
+    { retentionMs: config.retentionMs },
+  );
 }
 
 async function releaseQuietly(config: Config, key: string, token: string): Promise<void> {

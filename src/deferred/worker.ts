@@ -1,7 +1,7 @@
 import { CallbackError } from '../errors';
 import type { CaiboEvent } from '../core/events';
 import type { Config, DeferredConfig } from '../options';
-import { describe } from '../pipeline';
+import { describe, rememberFinalState, staleAgainst } from '../pipeline';
 import { redactText } from '../security/redact';
 import type { InboxRecord, InboxStore, LeasedRecord } from '../stores/types';
 import { PAYER_FIELDS } from './codec';
@@ -135,14 +135,16 @@ export class DeferredWorker {
     const started = performance.now();
     const context = { provider: event.provider, clientIp: undefined };
     try {
-      if (config.orderingGuard && event.kind === 'payment' && !event.final) {
-        const current = await config.paymentStates.getPaymentState(event.paymentRequestId);
-        if (current !== null && current.key !== event.key) {
-          await inbox.ack(record.key, record.token, { retentionMs: config.retentionMs });
-          if (config.onStale) config.onStale(event, current);
-          config.logger.info({ route: 'deferred', outcome: 'stale', key: event.key, attempt: record.attempts }, 'caibo deferred event');
-          return;
+      const current = await staleAgainst(config, event);
+      if (current !== null) {
+        await inbox.ack(record.key, record.token, { retentionMs: config.retentionMs });
+        try {
+          config.onStale?.(event, current);
+        } catch (hookError) {
+          config.logger.error({ hook: 'onStale', err: describe(hookError) }, 'caibo-callbacks: onStale hook threw');
         }
+        config.logger.info({ route: 'deferred', outcome: 'stale', key: event.key, attempt: record.attempts }, 'caibo deferred event');
+        return;
       }
     } catch (error) {
       config.logger.error({ key: record.key, err: describe(error) }, 'caibo-callbacks: ordering guard lookup failed; retrying');
@@ -170,13 +172,7 @@ export class DeferredWorker {
     this.controllers.delete(controller);
     try {
       await inbox.ack(record.key, record.token, { retentionMs: config.retentionMs });
-      if (config.orderingGuard && event.kind === 'payment' && event.final) {
-        await config.paymentStates.setPaymentState(
-          event.paymentRequestId,
-          { key: event.key, paymentStatus: event.paymentStatus, transactionStatus: event.transactionStatus, receivedAt: event.receivedAt },
-          { retentionMs: config.retentionMs },
-        );
-      }
+      await rememberFinalState(config, event);
     } catch (error) {
       // The handler ran; the lease will expire and the event may run again: say so loudly.
       config.logger.error({ key: record.key, err: describe(error) }, 'caibo-callbacks: handled but could not be marked done; it may run again');
