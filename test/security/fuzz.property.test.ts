@@ -54,7 +54,11 @@ beforeEach(() => {
   tally = new Map();
 });
 
-/** Guards against a generator drifting into producing only refusals (or only successes). */
+/**
+ * Guards against a generator drifting into producing only refusals (or only successes). The
+ * minimums are about half of what the generators typically yield (runs are randomly seeded), so
+ * a drift fails the test while ordinary variation between seeds does not.
+ */
 function expectCoverage(minimum200: number, alsoSeen: number[]): void {
   const summary = JSON.stringify(Object.fromEntries(tally));
   if (process.env.FC_TALLY) console.log(summary);
@@ -206,7 +210,7 @@ describe('hostile input over HTTP (fast-check)', () => {
       ),
       RUNS.bytes,
     );
-    expectCoverage(RUNS.bytes / 100, [400, 401, 415]);
+    expectCoverage(RUNS.bytes / 200, [400, 401, 415]);
   }, 120_000);
 
   it(`arbitrary field maps: __proto__, long and thousands of keys, nested JSON, arrays (${RUNS.fieldMaps} cases)`, async () => {
@@ -261,7 +265,7 @@ describe('hostile input over HTTP (fast-check)', () => {
       ),
       RUNS.fieldMaps,
     );
-    expectCoverage(RUNS.fieldMaps / 10, [400, 401]);
+    expectCoverage(RUNS.fieldMaps / 20, [400, 401]);
   }, 180_000);
 
   it(`arbitrary and duplicated header values (${RUNS.headers} cases)`, async () => {
@@ -342,7 +346,7 @@ describe('hostile input over HTTP (fast-check)', () => {
       ),
       RUNS.headers,
     );
-    expectCoverage(RUNS.headers / 10, [401, 405, 415]);
+    expectCoverage(RUNS.headers / 20, [401, 405, 415]);
   }, 180_000);
 
   it(`arbitrary query strings, GET and POST (${RUNS.queries} cases)`, async () => {
@@ -379,7 +383,7 @@ describe('hostile input over HTTP (fast-check)', () => {
       ),
       RUNS.queries,
     );
-    expectCoverage(RUNS.queries / 20, [400, 401]);
+    expectCoverage(RUNS.queries / 40, [400, 401]);
   }, 120_000);
 
   it('is still up and serving a valid callback afterwards', async () => {
