@@ -1,7 +1,7 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { caiboCallbacks } from '../http/middleware';
-import type { CallbackStore } from '../stores/types';
+import type { CallbackStore, PaymentStateStore } from '../stores/types';
 import { MemoryStore } from '../stores/memory';
 import { signPayload } from '../testing/sign';
 import { formBody, PUBLISHED_EXAMPLE_BODY, sampleNotification } from '../testing/samples';
@@ -51,13 +51,15 @@ function listen(server: Server, host: string): Promise<number> {
 export async function runDemo(options: { createApp?: DemoAppFactory } = {}): Promise<DemoRow[]> {
   let completions = 0;
   const memory = new MemoryStore();
-  const store: CallbackStore = {
+  const store: CallbackStore & PaymentStateStore = {
     claim: (key, opts) => memory.claim(key, opts),
     complete: async (key, token, opts) => {
       await memory.complete(key, token, opts);
       completions++;
     },
     release: (key, token) => memory.release(key, token),
+    getPaymentState: (id) => memory.getPaymentState(id),
+    setPaymentState: (id, state, opts) => memory.setPaymentState(id, state, opts),
   };
   const factory = options.createApp ?? defaultApp;
   const { app } = factory({ secret: SECRET, allowIps: ['127.0.0.1'], store });
