@@ -151,8 +151,3 @@ export class CallbackError extends Error {
 export function statusOf(type: CallbackErrorType): number {
   return STATUS[type];
 }
-
-/** True when `value` is a {@link CallbackError}. */
-export function isCallbackError(value: unknown): value is CallbackError {
-  return value instanceof CallbackError;
-}

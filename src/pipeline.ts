@@ -10,8 +10,9 @@ import type { RouteSpec } from './routes';
 import type { InboxStore, PaymentState } from './stores/types';
 
 /**
- * The framework-free request pipeline. The adapter calls {@link admit} before reading anything,
- * {@link bodyFormat} before reading the body, then {@link processRequest} with the raw bytes.
+ * The framework-free request pipeline. The adapter calls {@link checkMethod} and
+ * {@link checkSource} before reading anything, {@link bodyFormat} before reading the body, then
+ * {@link processRequest} with the raw bytes.
  */
 
 /** The small view of a request the pipeline needs. */
@@ -69,14 +70,6 @@ export function checkSource(config: Config, route: RouteSpec, clientIp: string |
     return new CallbackError('ip.forbidden', `Source address ${clientIp ?? '(unknown)'} is not in allowIps`);
   }
   return null;
-}
-
-/**
- * The cheap checks made before anything is read: method, then source IP. (The HTTP adapter
- * runs them separately, with the rate limit between them.)
- */
-export function admit(config: Config, route: RouteSpec, method: string, clientIp: string | undefined): CallbackError | null {
-  return checkMethod(route, method) ?? checkSource(config, route, clientIp);
 }
 
 const FORMAT_OF: Record<string, BodyFormat> = {
