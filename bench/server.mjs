@@ -42,6 +42,8 @@ function bareExpress(express) {
 
 /** The library, from the built package, as a merchant installs it. */
 function lib() {
+  // ours-base: the same row from a baseline build (BENCH_BASE_DIST), for before/after runs.
+  if (variant === 'ours-base') return require(path.resolve(process.env.BENCH_BASE_DIST, 'index.cjs'));
   return require('../dist/index.cjs');
 }
 
@@ -200,6 +202,7 @@ async function listener() {
       return app;
     }
     case 'ours-http':
+    case 'ours-base':
       return onHttp(await ours(await makeStore('memory')));
     case 'ours-default': {
       // No `store` option at all: the router's own default store (the soak).

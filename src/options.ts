@@ -9,6 +9,7 @@ import { redactingLogger } from './security/redact';
 import { createWarner, type Warner } from './security/warnings';
 import { MemoryStore } from './stores/memory';
 import type { CallbackStore, InboxStore, PaymentState, PaymentStateStore } from './stores/types';
+import { storeOps, type StoreOps } from './stores/ops';
 import { CaiboClient } from './client/caibo-client';
 import { createCodec, type PayloadCodec } from './deferred/codec';
 
@@ -232,6 +233,8 @@ export interface Config {
   orderingGuard: boolean;
   /** Where the ordering guard keeps final states: the store when it can, else this process's memory. */
   paymentStates: PaymentStateStore;
+  /** The calls the pipeline makes on `store` and `paymentStates` (synchronous for the memory store). */
+  ops: StoreOps;
   onStale: CaiboCallbacksOptions['onStale'];
   client: CaiboClient | undefined;
   reconcileEvery: number | undefined;
@@ -408,6 +411,7 @@ export function resolveOptions(options: CaiboCallbacksOptions): Config {
   const logger = options.logger === undefined ? silentLogger : redactingLogger(checkLogger(options.logger), secrets);
   const store = checkStore(options.store);
   const warner = createWarner(options.logger === undefined ? undefined : logger);
+  const paymentStates = paymentStatesOf(store, options.orderingGuard ?? true, warner);
   const rateLimitLogger = {
     warn: (error: unknown, message?: string) => fromRateLimit(warner, logger, 'warn', error, message),
     error: (error: unknown, message?: string) => fromRateLimit(warner, logger, 'error', error, message),
@@ -461,7 +465,8 @@ export function resolveOptions(options: CaiboCallbacksOptions): Config {
     requireHttps: options.requireHttps ?? false,
     handlerTimeoutMs: checkPositiveInt('handlerTimeoutMs', options.handlerTimeoutMs, 8_000),
     orderingGuard: options.orderingGuard ?? true,
-    paymentStates: paymentStatesOf(store, options.orderingGuard ?? true, warner),
+    paymentStates,
+    ops: storeOps(store, paymentStates),
     onStale: checkHook('onStale', options.onStale),
     client: checkClient(options.client),
     reconcileEvery: checkReconcileEvery(options),

@@ -7,7 +7,8 @@ import { isThreeDSResult, normaliseThreeDS } from './core/three-ds';
 import { verifySignature, type SignatureCheck } from './core/signature';
 import type { CallbackContext, Config, ProviderPolicy, RejectionContext } from './options';
 import type { RouteSpec } from './routes';
-import type { InboxStore, PaymentState } from './stores/types';
+import type { ClaimResult, InboxStore, PaymentState } from './stores/types';
+import { isThenable, type MaybePromise } from './stores/ops';
 
 /**
  * The framework-free request pipeline. The adapter calls {@link checkMethod} and
@@ -219,7 +220,7 @@ function testReport(config: Config, view: RequestView): Outcome {
  * Verifies, parses and dedupes one request, and runs the handler for a new event. Never throws:
  * every failure becomes an {@link Outcome} with the status from the Responses table.
  */
-export async function processRequest(config: Config, view: RequestView): Promise<Outcome> {
+export function processRequest(config: Config, view: RequestView): MaybePromise<Outcome> {
   if (view.route.report !== undefined) return testReport(config, view);
   const provider = view.route.provider!;
   const policy = config.providers[provider];
@@ -254,7 +255,7 @@ export async function processRequest(config: Config, view: RequestView): Promise
  * write it to the inbox for the worker (deferred). Callbacks and status-API polls both come
  * through here, so they share one dedupe.
  */
-export function deliver(config: Config, event: CaiboEvent, context: CallbackContext): Promise<Outcome> {
+export function deliver(config: Config, event: CaiboEvent, context: CallbackContext): MaybePromise<Outcome> {
   return config.deferred === null ? runOnce(config, event, context) : enqueue(config, config.deferred.inbox, event, context);
 }
 
@@ -277,17 +278,33 @@ async function enqueue(config: Config, inbox: InboxStore, event: CaiboEvent, con
 }
 
 /**
+ * Runs `step`, then `next` with its value: at once when the value is not a promise (the memory
+ * store's path, which then allocates no promise), else when it resolves. A throw or rejection of
+ * `step` goes to `onError`; `next` handles its own failures.
+ */
+function andThen<T, U>(step: () => MaybePromise<T>, next: (value: T) => MaybePromise<U>, onError: (error: unknown) => MaybePromise<U>): MaybePromise<U> {
+  let value: MaybePromise<T>;
+  try {
+    value = step();
+  } catch (error) {
+    return onError(error);
+  }
+  return isThenable(value) ? Promise.resolve(value).then(next, onError) : next(value);
+}
+
+/**
  * The exactly-once core: claim the key, run the handler, complete the key. A crash or a throw
  * never marks an event done; a failed claim never runs the handler.
  */
-export async function runOnce(config: Config, event: CaiboEvent, context: CallbackContext): Promise<Outcome> {
-  const { store } = config;
-  let claim;
-  try {
-    claim = await store.claim(event.key, { leaseMs: config.leaseMs });
-  } catch (cause) {
-    return errorOutcome(unavailable(config, cause), event);
-  }
+export function runOnce(config: Config, event: CaiboEvent, context: CallbackContext): MaybePromise<Outcome> {
+  return andThen(
+    () => config.ops.claim(event.key, { leaseMs: config.leaseMs }),
+    (claim) => afterClaim(config, event, context, claim),
+    (cause) => errorOutcome(unavailable(config, cause), event),
+  );
+}
+
+function afterClaim(config: Config, event: CaiboEvent, context: CallbackContext, claim: ClaimResult): MaybePromise<Outcome> {
   if (claim.status === 'done') {
     if (config.onDuplicate) safely(config, 'onDuplicate', () => config.onDuplicate!(event, context));
     return ok('duplicate', event);
@@ -302,43 +319,71 @@ export async function runOnce(config: Config, event: CaiboEvent, context: Callba
     );
   }
   const token = claim.token;
-
-  let stale: PaymentState | null = null;
-  try {
-    stale = await staleAgainst(config, event);
-  } catch (cause) {
-    await releaseQuietly(config, event.key, token);
-    return errorOutcome(unavailable(config, cause), event);
-  }
-  if (stale !== null) {
-    // Acknowledged, recorded as done (a redelivery is a duplicate), but not delivered as a regression.
-    const current = stale;
-    if (config.onStale) safely(config, 'onStale', () => config.onStale!(event, current));
-    return complete(config, event, token, ok('stale', event));
-  }
-
-  // The signal is made on first use: most handlers never read it, and an AbortController per
-  // request showed in the profile. One made after the budget ran out starts aborted.
-  let controller: AbortController | undefined;
-  let timedOut: CallbackError | undefined;
-  const handlerContext: CallbackContext = {
-    ...context,
-    get signal(): AbortSignal {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (timedOut !== undefined) controller.abort(timedOut);
-      }
-      return controller.signal;
+  return andThen(
+    () => staleAgainst(config, event),
+    (stale) => {
+      if (stale === null) return runHandler(config, event, context, token);
+      // Acknowledged, recorded as done (a redelivery is a duplicate), but not delivered as a regression.
+      if (config.onStale) safely(config, 'onStale', () => config.onStale!(event, stale));
+      return complete(config, event, token, ok('stale', event));
     },
-  };
-  // A handler that returns without a promise has finished: no time budget to arm.
+    (cause) => releaseQuietly(config, event.key, token).then(() => errorOutcome(unavailable(config, cause), event)),
+  );
+}
+
+/**
+ * What the handler sees besides the event. The signal is made on first use: most handlers never
+ * read it, and an AbortController per request showed in the profile. One made after the budget
+ * ran out starts aborted.
+ */
+class HandlerContext implements CallbackContext {
+  readonly provider: CallbackContext['provider'];
+  readonly clientIp: string | undefined;
+  private controller: AbortController | undefined;
+  private timedOut: CallbackError | undefined;
+
+  constructor(context: CallbackContext) {
+    this.provider = context.provider;
+    this.clientIp = context.clientIp;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.timedOut !== undefined) this.controller.abort(this.timedOut);
+    }
+    return this.controller.signal;
+  }
+
+  /** The budget ran out: abort the signal, now or when it is first read. */
+  timeOut(reason: CallbackError): void {
+    this.timedOut = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/** Calls the handler; a handler that returns without a promise has finished: no time budget to arm. */
+function runHandler(config: Config, event: CaiboEvent, context: CallbackContext, token: string): MaybePromise<Outcome> {
+  const handlerContext = new HandlerContext(context);
   let returned: unknown;
   try {
     returned = config.onStatus(event, handlerContext);
   } catch (error) {
-    returned = Promise.reject(error);
+    return handlerFailed(config, event, token, error);
   }
   if (!isThenable(returned)) return complete(config, event, token, ok('handled', event));
+  return awaitHandler(config, event, context, token, handlerContext, returned);
+}
+
+/** An async handler, within its time budget (`handlerTimeoutMs`). */
+async function awaitHandler(
+  config: Config,
+  event: CaiboEvent,
+  context: CallbackContext,
+  token: string,
+  handlerContext: HandlerContext,
+  returned: PromiseLike<unknown>,
+): Promise<Outcome> {
   const handlerRun = settled(returned);
   let timer: NodeJS.Timeout | undefined;
   const budget = new Promise<'timeout'>((resolve) => {
@@ -350,15 +395,14 @@ export async function runOnce(config: Config, event: CaiboEvent, context: Callba
   clearTimeout(timer);
 
   if (first === 'timeout') {
-    timedOut = new CallbackError('handler.timeout', `onStatus did not finish within ${config.handlerTimeoutMs} ms`);
-    controller?.abort(timedOut);
+    handlerContext.timeOut(new CallbackError('handler.timeout', `onStatus did not finish within ${config.handlerTimeoutMs} ms`));
     // The lease still holds: a retry meanwhile gets 409. When the handler settles, its key is
     // completed or released, so the next retry is a duplicate or runs it again.
-    void handlerRun.then((result) =>
-      result === 'ok'
-        ? complete(config, event, token, ok('handled', event)).then((late) => late.error && report(config, late, { provider: context.provider, path: '', clientIp: context.clientIp, event }))
-        : releaseQuietly(config, event.key, token),
-    );
+    void handlerRun.then(async (result) => {
+      if (result !== 'ok') return releaseQuietly(config, event.key, token);
+      const late = await complete(config, event, token, ok('handled', event));
+      if (late.error) report(config, late, { provider: context.provider, path: '', clientIp: context.clientIp, event });
+    });
     return errorOutcome(
       new CallbackError('handler.timeout', `onStatus did not finish within ${config.handlerTimeoutMs} ms; Caibo will retry`, {
         headers: { 'Retry-After': config.retryAfter },
@@ -366,22 +410,20 @@ export async function runOnce(config: Config, event: CaiboEvent, context: Callba
       event,
     );
   }
-
-  if (first !== 'ok') {
-    await releaseQuietly(config, event.key, token);
-    const error = new CallbackError('handler.failed', 'onStatus threw; the claim was released so the next delivery runs it again', { cause: first.error });
-    if (config.ackOnError) {
-      const outcome = ok('failed', event);
-      outcome.error = error;
-      return outcome;
-    }
-    return errorOutcome(error, event);
-  }
+  if (first !== 'ok') return handlerFailed(config, event, token, first.error);
   return complete(config, event, token, ok('handled', event));
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
+/** The handler threw or rejected: release the claim so the next delivery runs it again. */
+async function handlerFailed(config: Config, event: CaiboEvent, token: string, cause: unknown): Promise<Outcome> {
+  await releaseQuietly(config, event.key, token);
+  const error = new CallbackError('handler.failed', 'onStatus threw; the claim was released so the next delivery runs it again', { cause });
+  if (config.ackOnError) {
+    const outcome = ok('failed', event);
+    outcome.error = error;
+    return outcome;
+  }
+  return errorOutcome(error, event);
 }
 
 /** The handler's outcome as a value, so a late settle never becomes an unhandled rejection. */
@@ -398,10 +440,11 @@ async function settled(run: PromiseLike<unknown>): Promise<'ok' | { error: unkno
  * The ordering guard: for a non-final payment event, the last final state of its payment
  * request, if one was recorded (the event is then stale); `null` otherwise.
  */
-export async function staleAgainst(config: Config, event: CaiboEvent): Promise<PaymentState | null> {
+export function staleAgainst(config: Config, event: CaiboEvent): MaybePromise<PaymentState | null> {
   if (!config.orderingGuard || event.kind !== 'payment' || event.final) return null;
-  const current = await config.paymentStates.getPaymentState(event.paymentRequestId);
-  return current !== null && current.key !== event.key ? current : null;
+  const current = config.ops.getPaymentState(event.paymentRequestId);
+  const check = (state: PaymentState | null): PaymentState | null => (state !== null && state.key !== event.key ? state : null);
+  return isThenable(current) ? Promise.resolve(current).then(check) : check(current);
 }
 
 /**
@@ -410,20 +453,22 @@ export async function staleAgainst(config: Config, event: CaiboEvent): Promise<P
  * redeliver and, once the lease expires, run it twice), so the outcome stays 200 and the
  * failure is reported.
  */
-async function complete(config: Config, event: CaiboEvent, token: string, outcome: Outcome): Promise<Outcome> {
-  try {
-    await config.store.complete(event.key, token, { retentionMs: config.retentionMs });
-    if (outcome.kind === 'handled') await rememberFinalState(config, event);
-  } catch (cause) {
+function complete(config: Config, event: CaiboEvent, token: string, outcome: Outcome): MaybePromise<Outcome> {
+  const failed = (cause: unknown): Outcome => {
     outcome.error = unavailable(config, cause);
-  }
-  return outcome;
+    return outcome;
+  };
+  return andThen(
+    () => config.ops.complete(event.key, token, { retentionMs: config.retentionMs }),
+    () => (outcome.kind === 'handled' ? andThen(() => rememberFinalState(config, event), () => outcome, failed) : outcome),
+    failed,
+  );
 }
 
 /** Records a handled final payment state for the ordering guard (both modes). */
-export async function rememberFinalState(config: Config, event: CaiboEvent): Promise<void> {
+export function rememberFinalState(config: Config, event: CaiboEvent): MaybePromise<void> {
   if (!config.orderingGuard || event.kind !== 'payment' || !event.final) return;
-  await config.paymentStates.setPaymentState(
+  return config.ops.setPaymentState(
     event.paymentRequestId,
     { key: event.key, paymentStatus: event.paymentStatus, transactionStatus: event.transactionStatus, receivedAt: event.receivedAt },
     { retentionMs: config.retentionMs },
@@ -431,9 +476,11 @@ export async function rememberFinalState(config: Config, event: CaiboEvent): Pro
 }
 
 async function releaseQuietly(config: Config, key: string, token: string): Promise<void> {
-  await config.store.release(key, token).catch((releaseError: unknown) => {
+  try {
+    await config.ops.release(key, token);
+  } catch (releaseError) {
     config.logger.error({ key, err: describe(releaseError) }, 'caibo-callbacks: could not release the claim; the lease will expire instead');
-  });
+  }
 }
 
 function unavailable(config: Config, cause: unknown): CallbackError {

@@ -15,6 +15,7 @@ import { clientIp } from './client-ip';
 import { readBody, type MaybeParsedRequest } from './read-body';
 import { respond } from './respond';
 import { silentLogger } from '../logger';
+import { isThenable } from '../stores/ops';
 
 /** The `next` callback of Connect and Express. */
 export type NextFunction = (error?: unknown) => void;
@@ -190,7 +191,7 @@ async function handle(runtime: Runtime, route: RouteSpec, path: string, query: s
     respond(res, outcome);
     if (outcome.status === 200) scheduler?.observe(outcome.event);
     if (outcome.kind === 'queued') worker?.kick();
-    report(config, outcome, outcome.event ? { ...context, event: outcome.event } : context);
+    if (outcome.error !== undefined) report(config, outcome, outcome.event ? { ...context, event: outcome.event } : context);
     const durationMs = performance.now() - started;
     metrics.record(route, outcome, durationMs);
     if (config.logger !== silentLogger) log(config, route, outcome, durationMs);
@@ -254,7 +255,7 @@ async function handle(runtime: Runtime, route: RouteSpec, path: string, query: s
     }
   }
 
-  const outcome = await processRequest(config, {
+  const result = processRequest(config, {
     method,
     route,
     path,
@@ -265,7 +266,8 @@ async function handle(runtime: Runtime, route: RouteSpec, path: string, query: s
     clientIp: ip,
     receivedAt: new Date(),
   });
-  finish(outcome);
+  // The memory store and a synchronous handler answer at once: no promise to wait for.
+  finish(isThenable(result) ? await result : result);
 }
 
 /** Whether a request announces a body (one we may not have read). */

@@ -25,36 +25,44 @@ const RAW_BODY_TYPES: Record<string, CallbackErrorType> = {
  * A `req.rawBody` Buffer saved by the app's own parser is used as is; a body consumed without
  * one fails at once with `body.already_parsed`, never a hang.
  */
-export async function readBody(req: MaybeParsedRequest, limit: number, timeoutMs?: number): Promise<Buffer> {
+export function readBody(req: MaybeParsedRequest, limit: number, timeoutMs?: number): Promise<Buffer> {
   if (Buffer.isBuffer(req.rawBody)) {
-    if (req.rawBody.length > limit) throw new CallbackError('entity.too.large', 'Payload Too Large');
-    return req.rawBody;
+    if (req.rawBody.length > limit) return Promise.reject(new CallbackError('entity.too.large', 'Payload Too Large'));
+    return Promise.resolve(req.rawBody);
   }
   // A client that left before we got to the body (an async middleware ran first) leaves the stream
   // unreadable, which raw-body reports as `stream.not.readable`: that is an abort, not a parser.
   if (req.readableAborted && !req.readableEnded && req._body !== true) {
-    throw new CallbackError('request.aborted', 'The client closed the connection before the body was read');
+    return Promise.reject(new CallbackError('request.aborted', 'The client closed the connection before the body was read'));
   }
   if (req._body === true || req.readableEnded) {
-    throw new CallbackError('body.already_parsed', ALREADY_PARSED, { expose: true });
+    return Promise.reject(new CallbackError('body.already_parsed', ALREADY_PARSED, { expose: true }));
   }
   const length = req.headers['content-length'];
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const reading = getRawBody(req, { limit, length: length === undefined ? undefined : length });
-    if (timeoutMs === undefined) return await reading;
-    // race() keeps a handler on `reading`, so its later rejection (the socket closing) is not unhandled.
-    const deadline = new Promise<never>((_resolve, reject) => {
+  // One promise per body: raw-body's callback form, and the deadline rejects the same promise
+  // (raw-body's later callback then settles nothing).
+  return new Promise<Buffer>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs !== undefined) {
       timer = setTimeout(() => reject(new CallbackError('request.timeout', `The body did not arrive within ${timeoutMs} ms`)), timeoutMs);
-    });
-    return await Promise.race([reading, deadline]);
-  } catch (error) {
-    if (error instanceof CallbackError) throw error;
-    const type = RAW_BODY_TYPES[(error as { type?: string }).type ?? ''];
-    if (type === 'body.already_parsed') throw new CallbackError(type, ALREADY_PARSED, { expose: true, cause: error });
-    if (type !== undefined) throw new CallbackError(type, (error as Error).message, { cause: error });
-    throw new CallbackError('request.aborted', 'The request body could not be read', { cause: error });
-  } finally {
-    clearTimeout(timer);
-  }
+    }
+    try {
+      getRawBody(req, { limit, length: length === undefined ? undefined : length }, (error, body) => {
+        clearTimeout(timer);
+        if (error) reject(bodyError(error));
+        else resolve(body);
+      });
+    } catch (error) {
+      clearTimeout(timer);
+      reject(bodyError(error));
+    }
+  });
+}
+
+/** raw-body's error as ours. */
+function bodyError(error: unknown): CallbackError {
+  const type = RAW_BODY_TYPES[(error as { type?: string }).type ?? ''];
+  if (type === 'body.already_parsed') return new CallbackError(type, ALREADY_PARSED, { expose: true, cause: error });
+  if (type !== undefined) return new CallbackError(type, (error as Error).message, { cause: error });
+  return new CallbackError('request.aborted', 'The request body could not be read', { cause: error });
 }

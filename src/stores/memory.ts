@@ -9,6 +9,7 @@ import type {
   PaymentState,
   PaymentStateStore,
 } from './types';
+import type { StoreOps, SyncCapable } from './ops';
 
 /** Options for {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -84,7 +85,7 @@ interface MemoryInboxRecord extends InboxRecord {
  * Redis or PostgreSQL store. Its deferred-mode inbox is not durable either (`durable: false`):
  * events acknowledged but not yet handled are lost if the process dies.
  */
-export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore {
+export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore, SyncCapable {
   readonly durable = false;
   readonly maxEntries: number;
   /** Keys in flight (never evicted). */
@@ -121,6 +122,41 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
   }
 
   async claim(key: string, opts: ClaimOptions): Promise<ClaimResult> {
+    return this.claimNow(key, opts);
+  }
+
+  async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
+    this.completeNow(key, token, opts);
+  }
+
+  async release(key: string, token: string): Promise<void> {
+    this.releaseNow(key, token);
+  }
+
+  async getPaymentState(paymentRequestId: string): Promise<PaymentState | null> {
+    return this.getPaymentStateNow(paymentRequestId);
+  }
+
+  async setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
+    this.setPaymentStateNow(paymentRequestId, state, opts);
+  }
+
+  /**
+   * The synchronous twins of the methods above, for the router's hot path (no promise per call).
+   * A method replaced by a subclass or on the instance keeps its own, so a wrapper still sees every call.
+   */
+  syncOps(): Partial<StoreOps> {
+    const proto = MemoryStore.prototype;
+    const ops: Partial<StoreOps> = {};
+    if (this.claim === proto.claim) ops.claim = (key, opts) => this.claimNow(key, opts);
+    if (this.complete === proto.complete) ops.complete = (key, token, opts) => this.completeNow(key, token, opts);
+    if (this.release === proto.release) ops.release = (key, token) => this.releaseNow(key, token);
+    if (this.getPaymentState === proto.getPaymentState) ops.getPaymentState = (id) => this.getPaymentStateNow(id);
+    if (this.setPaymentState === proto.setPaymentState) ops.setPaymentState = (id, state, opts) => this.setPaymentStateNow(id, state, opts);
+    return ops;
+  }
+
+  private claimNow(key: string, opts: ClaimOptions): ClaimResult {
     const now = Date.now();
     const slot = this.done.get(key);
     if (slot !== undefined) {
@@ -136,7 +172,7 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
     return { status: 'claimed', token };
   }
 
-  async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
+  private completeNow(key: string, token: string, opts: CompleteOptions): void {
     const lease = this.leases.get(key);
     if (lease === undefined || lease.token !== token) return;
     this.leases.delete(key);
@@ -144,18 +180,18 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
     this.done.set(owned, this.doneRing.write(owned, Date.now() + opts.retentionMs, this.done));
   }
 
-  async release(key: string, token: string): Promise<void> {
+  private releaseNow(key: string, token: string): void {
     const lease = this.leases.get(key);
     if (lease !== undefined && lease.token === token) this.leases.delete(key);
   }
 
-  async getPaymentState(paymentRequestId: string): Promise<PaymentState | null> {
+  private getPaymentStateNow(paymentRequestId: string): PaymentState | null {
     const slot = this.states.get(paymentRequestId);
     if (slot === undefined || this.stateRing.expiresAt[slot]! <= Date.now()) return null;
     return this.stateValues[slot]!;
   }
 
-  async setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
+  private setPaymentStateNow(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): void {
     const kept: PaymentState = {
       key: own(state.key),
       paymentStatus: state.paymentStatus,
