@@ -1,4 +1,6 @@
 import { CallbackError } from '../../src/errors';
+import querystring from 'node:querystring';
+import fc from 'fast-check';
 import { decodeUtf8, MAX_FIELDS, parseBody, parseForm, parseJson } from '../../src/core/fields';
 import {
   eventKey,
@@ -65,6 +67,41 @@ describe('parseForm', () => {
   it(`refuses more than ${MAX_FIELDS} fields`, () => {
     const body = Array.from({ length: MAX_FIELDS + 1 }, (_, i) => `f${i}=1`).join('&');
     expect(refusal(() => parseForm(body)).type).toBe('payload.invalid');
+    const atLimit = Array.from({ length: MAX_FIELDS }, (_, i) => `f${i}=1`).join('&');
+    expect(Object.keys(parseForm(atLimit))).toHaveLength(MAX_FIELDS);
+  });
+
+  it('decodes like node:querystring: plus as space, escapes as UTF-8, malformed escapes kept, empty segments skipped', () => {
+    expect(parseForm('+a+=+b+&c%20d=e%2&%=%&x=%zz%41&y=%C3%A9+%&&=z&n')).toEqual({
+      ' a ': ' b ',
+      'c d': 'e%2',
+      '%': '%',
+      x: '%zzA',
+      y: 'é %',
+      '': 'z',
+      n: '',
+    });
+    expect(parseForm('')).toEqual({});
+    expect(parseForm('a=b=c')).toEqual({ a: 'b=c' });
+  });
+
+  it('agrees with node:querystring on any text made of the characters that matter', () => {
+    const char = fc.constantFrom('a', 'b', '=', '&', '+', '%', '2', '0', '4', 'C', '3', 'A', '9', 'é', '€', ' ', 'z');
+    fc.assert(
+      fc.property(fc.array(char, { maxLength: 40 }).map((chars) => chars.join('')), (text) => {
+        const expected = querystring.parse(text);
+        const repeated = Object.values(expected).some(Array.isArray);
+        if (repeated) {
+          expect(refusal(() => parseForm(text)).type).toBe('payload.invalid');
+        } else {
+          const fields = parseForm(text);
+          expect(Object.getPrototypeOf(fields)).toBeNull();
+          expect({ ...fields }).toEqual({ ...expected });
+          expect(Object.keys(fields)).toEqual(Object.keys(expected));
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
