@@ -9,6 +9,7 @@ import type {
   PaymentState,
   PaymentStateStore,
 } from './types';
+import { KeyTable } from './key-table';
 import type { StoreOps, SyncCapable } from './ops';
 
 /** Options for {@link MemoryStore}. */
@@ -22,55 +23,17 @@ export interface MemoryStoreOptions {
   sweepIntervalMs?: number;
 }
 
+/** Payment keys are about 40 characters, 3DS keys about 45; longer ones are kept by digest. */
+const DONE_KEY_BYTES = 64;
+/** Payment request ids are digits (17 today, 32 at most as validated). */
+const STATE_ID_BYTES = 48;
+/** A state as JSON: its key, two statuses and a timestamp, about 100 bytes. */
+const STATE_VALUE_BYTES = 128;
+
 /** A claim in flight. */
 interface Lease {
   token: string;
   expiresAt: number;
-}
-
-/**
- * A copy of `s` that shares no memory with the request it came from. Keys and ids are cut from
- * the request body, and V8 keeps such substrings as slices of the whole body text: held as they
- * are, each of the `maxEntries` remembered keys would keep its ~500-byte body alive too.
- */
-function own(s: string): string {
-  // ASCII (every key the router builds) copies flat through latin1 exactly; anything else
-  // through a slice of a fresh concatenation, which refers to that flattened copy only.
-  return Buffer.byteLength(s, 'utf8') === s.length ? Buffer.from(s, 'latin1').toString('latin1') : ` ${s}`.slice(1);
-}
-
-/**
- * Bounded write-ordered slots: key and expiry of each write, in flat arrays rather than an object
- * per key (a completed key then costs its string, a map entry and two slots). When full, a write
- * takes the oldest slot, so evicting is O(1) — where deleting the head of a `Map` through
- * `keys().next()` gets slower as deleted slots pile up. The owning map holds each key's slot; a
- * slot whose key has been written again since (the map points elsewhere) is stale and ignored.
- */
-class SlotRing {
-  readonly keys: (string | undefined)[];
-  readonly expiresAt: Float64Array;
-  private next = 0;
-
-  constructor(private readonly capacity: number) {
-    this.keys = new Array<string | undefined>(capacity);
-    this.expiresAt = new Float64Array(capacity);
-  }
-
-  /** Records a write of `key` in the oldest slot, evicting that slot's key from `owner` if current. */
-  write(key: string, expiresAt: number, owner: Map<string, number>): number {
-    const slot = this.next;
-    const old = this.keys[slot];
-    if (old !== undefined && owner.get(old) === slot) owner.delete(old);
-    this.keys[slot] = key;
-    this.expiresAt[slot] = expiresAt;
-    this.next = slot + 1 === this.capacity ? 0 : slot + 1;
-    return slot;
-  }
-
-  /** Empties a slot whose key was dropped or rewritten elsewhere. */
-  clear(slot: number): void {
-    this.keys[slot] = undefined;
-  }
 }
 
 interface MemoryInboxRecord extends InboxRecord {
@@ -84,24 +47,25 @@ interface MemoryInboxRecord extends InboxRecord {
  * redelivery after a restart running the handler again is acceptable; otherwise use the SQLite,
  * Redis or PostgreSQL store. Its deferred-mode inbox is not durable either (`durable: false`):
  * events acknowledged but not yet handled are lost if the process dies.
+ *
+ * Completed keys and ordering-guard states live in preallocated tables outside the JavaScript
+ * heap (about 30 MB at the default `maxEntries`, touched as they fill), so a full store adds
+ * next to nothing for the garbage collector to walk.
  */
 export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore, SyncCapable {
   readonly durable = false;
   readonly maxEntries: number;
   /** Keys in flight (never evicted). */
   private readonly leases = new Map<string, Lease>();
-  /** Completed keys, each with its slot in `doneRing` (completion order). */
-  private readonly done = new Map<string, number>();
-  private readonly doneRing: SlotRing;
+  /** Completed keys, oldest completion evicted first, outside the JS heap. */
+  private readonly done: KeyTable;
   private timer: NodeJS.Timeout | undefined;
   private tokenSeq = 0;
   /** Deferred-mode inbox: every record by key, and the keys still pending or running. */
   private readonly inbox = new Map<string, MemoryInboxRecord>();
   private readonly active = new Set<string>();
-  /** Last final state per payment request, each with its slot; bounded like the keys (oldest write first). */
-  private readonly states = new Map<string, number>();
-  private readonly stateRing: SlotRing;
-  private readonly stateValues: (PaymentState | undefined)[];
+  /** Last final state per payment request, bounded like the keys (oldest write first). */
+  private readonly states: KeyTable;
 
   constructor(options: MemoryStoreOptions = {}) {
     const { maxEntries = 100_000, sweepIntervalMs = 60_000 } = options;
@@ -109,9 +73,8 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
       throw new TypeError(`MemoryStore: maxEntries must be a positive integer, got ${String(maxEntries)}`);
     }
     this.maxEntries = maxEntries;
-    this.doneRing = new SlotRing(maxEntries);
-    this.stateRing = new SlotRing(maxEntries);
-    this.stateValues = new Array<PaymentState | undefined>(maxEntries);
+    this.done = new KeyTable(maxEntries, DONE_KEY_BYTES);
+    this.states = new KeyTable(maxEntries, STATE_ID_BYTES, STATE_VALUE_BYTES);
     this.timer = setInterval(() => this.sweep(), sweepIntervalMs);
     this.timer.unref();
   }
@@ -158,11 +121,10 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
 
   private claimNow(key: string, opts: ClaimOptions): ClaimResult {
     const now = Date.now();
-    const slot = this.done.get(key);
-    if (slot !== undefined) {
-      if (this.doneRing.expiresAt[slot]! > now) return { status: 'done' };
-      this.done.delete(key);
-      this.doneRing.clear(slot);
+    const slot = this.done.find(key);
+    if (slot !== -1) {
+      if (this.done.expiresAt[slot]! > now) return { status: 'done' };
+      this.done.remove(slot);
     }
     const lease = this.leases.get(key);
     if (lease !== undefined && lease.expiresAt > now) return { status: 'in_flight' };
@@ -176,8 +138,9 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
     const lease = this.leases.get(key);
     if (lease === undefined || lease.token !== token) return;
     this.leases.delete(key);
-    const owned = own(key);
-    this.done.set(owned, this.doneRing.write(owned, Date.now() + opts.retentionMs, this.done));
+    const held = this.done.find(key);
+    if (held !== -1) this.done.remove(held);
+    this.done.insert(key, Date.now() + opts.retentionMs);
   }
 
   private releaseNow(key: string, token: string): void {
@@ -186,30 +149,18 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
   }
 
   private getPaymentStateNow(paymentRequestId: string): PaymentState | null {
-    const slot = this.states.get(paymentRequestId);
-    if (slot === undefined || this.stateRing.expiresAt[slot]! <= Date.now()) return null;
-    return this.stateValues[slot]!;
+    const slot = this.states.find(paymentRequestId);
+    if (slot === -1 || this.states.expiresAt[slot]! <= Date.now()) return null;
+    const [key, paymentStatus, transactionStatus, receivedAt] = JSON.parse(this.states.valueAt(slot)) as string[];
+    return { key: key!, paymentStatus: paymentStatus!, transactionStatus: transactionStatus!, receivedAt: receivedAt! };
   }
 
   private setPaymentStateNow(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): void {
-    const kept: PaymentState = {
-      key: own(state.key),
-      paymentStatus: state.paymentStatus,
-      transactionStatus: state.transactionStatus,
-      receivedAt: own(state.receivedAt),
-    };
-    const previous = this.states.get(paymentRequestId);
-    let id: string;
-    if (previous === undefined) id = own(paymentRequestId);
-    else {
-      // A rewrite moves the id to the newest slot, reusing the string the map already holds.
-      id = this.stateRing.keys[previous]!;
-      this.stateRing.clear(previous);
-      this.stateValues[previous] = undefined;
-    }
-    const slot = this.stateRing.write(id, Date.now() + opts.retentionMs, this.states);
-    this.states.set(id, slot);
-    this.stateValues[slot] = kept;
+    // A rewrite moves the payment request to the newest slot.
+    const previous = this.states.find(paymentRequestId);
+    if (previous !== -1) this.states.remove(previous);
+    const slot = this.states.insert(paymentRequestId, Date.now() + opts.retentionMs);
+    this.states.setValue(slot, JSON.stringify([state.key, state.paymentStatus, state.transactionStatus, state.receivedAt]));
   }
 
   async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
@@ -298,19 +249,8 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
   sweep(): void {
     const now = Date.now();
     for (const [key, lease] of this.leases) if (lease.expiresAt <= now) this.leases.delete(key);
-    for (const [key, slot] of this.done) {
-      if (this.doneRing.expiresAt[slot]! <= now) {
-        this.done.delete(key);
-        this.doneRing.clear(slot);
-      }
-    }
-    for (const [id, slot] of this.states) {
-      if (this.stateRing.expiresAt[slot]! <= now) {
-        this.states.delete(id);
-        this.stateRing.clear(slot);
-        this.stateValues[slot] = undefined;
-      }
-    }
+    this.done.removeExpired(now);
+    this.states.removeExpired(now);
     for (const [key, record] of this.inbox) if (record.state === 'done' && record.until <= now) this.inbox.delete(key);
   }
 
