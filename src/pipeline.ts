@@ -1,6 +1,6 @@
 import contentType from 'content-type';
 import { CallbackError } from './errors';
-import type { CaiboEvent } from './core/events';
+import type { CaiboEvent, CaiboPaymentEvent } from './core/events';
 import { parseBody, parseForm, type BodyFormat, type Fields } from './core/fields';
 import { normaliseNotification, parseNotification, type ReceiptInfo } from './core/notification';
 import { isThreeDSResult, normaliseThreeDS } from './core/three-ds';
@@ -458,21 +458,31 @@ function complete(config: Config, event: CaiboEvent, token: string, outcome: Out
     outcome.error = unavailable(config, cause);
     return outcome;
   };
+  const opts = { retentionMs: config.retentionMs };
   return andThen(
-    () => config.ops.complete(event.key, token, { retentionMs: config.retentionMs }),
-    () => (outcome.kind === 'handled' ? andThen(() => rememberFinalState(config, event), () => outcome, failed) : outcome),
+    // A handled final state is recorded with the key in one step where the store can.
+    () =>
+      outcome.kind === 'handled' && recordsFinalState(config, event)
+        ? config.ops.completeWithState(event.key, token, event.paymentRequestId, finalState(event), opts)
+        : config.ops.complete(event.key, token, opts),
+    () => outcome,
     failed,
   );
 }
 
+/** Whether the ordering guard records this event's state once it is handled. */
+function recordsFinalState(config: Config, event: CaiboEvent): event is CaiboPaymentEvent {
+  return config.orderingGuard && event.kind === 'payment' && event.final;
+}
+
+function finalState(event: CaiboPaymentEvent): PaymentState {
+  return { key: event.key, paymentStatus: event.paymentStatus, transactionStatus: event.transactionStatus, receivedAt: event.receivedAt };
+}
+
 /** Records a handled final payment state for the ordering guard (both modes). */
 export function rememberFinalState(config: Config, event: CaiboEvent): MaybePromise<void> {
-  if (!config.orderingGuard || event.kind !== 'payment' || !event.final) return;
-  return config.ops.setPaymentState(
-    event.paymentRequestId,
-    { key: event.key, paymentStatus: event.paymentStatus, transactionStatus: event.transactionStatus, receivedAt: event.receivedAt },
-    { retentionMs: config.retentionMs },
-  );
+  if (!recordsFinalState(config, event)) return;
+  return config.ops.setPaymentState(event.paymentRequestId, finalState(event), { retentionMs: config.retentionMs });
 }
 
 async function releaseQuietly(config: Config, key: string, token: string): Promise<void> {

@@ -55,10 +55,6 @@ function looksLikeRequest(value: unknown): boolean {
   return value !== null && typeof value === 'object' && 'headers' in value && 'method' in value && 'socket' in value;
 }
 
-function splitUrl(url: string): [path: string, query: string] {
-  const q = url.indexOf('?');
-  return q === -1 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)];
-}
 
 /**
  * Creates the router that turns Caibo callbacks into exactly-once calls of `onStatus`.
@@ -117,7 +113,10 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
   if (worker !== undefined) void Promise.resolve(ready).then(() => worker.start(), () => worker.start());
 
   const router = function caiboCallbacksRouter(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
-    const [path, query] = splitUrl(req.url ?? '/');
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = q === -1 ? '' : url.slice(q + 1);
     const route = routes.get(path);
     if (route === undefined) {
       if (next) next();
@@ -179,42 +178,59 @@ interface Runtime {
   whenReady: () => Promise<void> | undefined;
 }
 
+/** One request, as {@link finish} and {@link refuse} need it: one object, no closures per request. */
+interface Exchange {
+  runtime: Runtime;
+  route: RouteSpec;
+  path: string;
+  req: IncomingMessage;
+  res: ServerResponse;
+  clientIp: string | undefined;
+  started: number;
+}
+
+/** Answers, then tells the hooks, the metrics and the logger. */
+function finish(x: Exchange, outcome: Outcome): void {
+  const { config, metrics, scheduler, worker } = x.runtime;
+  if (config.testEndpoints) markOutcome(x.res, outcome);
+  respond(x.res, outcome);
+  if (outcome.status === 200) scheduler?.observe(outcome.event);
+  if (outcome.kind === 'queued') worker?.kick();
+  if (outcome.error !== undefined) {
+    const context: RejectionContext = { provider: x.route.provider ?? 'test', path: x.path, clientIp: x.clientIp };
+    if (outcome.event) context.event = outcome.event;
+    report(config, outcome, context);
+  }
+  const durationMs = performance.now() - x.started;
+  metrics.record(x.route, outcome, durationMs);
+  if (config.logger !== silentLogger) log(config, x.route, outcome, durationMs);
+}
+
+/** Refused before the body is read: a body still coming is drained while the connection closes. */
+function refuse(x: Exchange, error: CallbackError): void {
+  if (hasBody(x.req)) x.res.setHeader('Connection', 'close');
+  x.req.resume();
+  finish(x, errorOutcome(error));
+}
+
 async function handle(runtime: Runtime, route: RouteSpec, path: string, query: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { config, metrics, scheduler, worker } = runtime;
-  const started = performance.now();
+  const { config } = runtime;
   const method = req.method ?? 'GET';
   const ip = clientIp(req);
-  const context: RejectionContext = { provider: route.provider ?? 'test', path, clientIp: ip };
-
-  const finish = (outcome: Outcome): void => {
-    if (config.testEndpoints) markOutcome(res, outcome);
-    respond(res, outcome);
-    if (outcome.status === 200) scheduler?.observe(outcome.event);
-    if (outcome.kind === 'queued') worker?.kick();
-    if (outcome.error !== undefined) report(config, outcome, outcome.event ? { ...context, event: outcome.event } : context);
-    const durationMs = performance.now() - started;
-    metrics.record(route, outcome, durationMs);
-    if (config.logger !== silentLogger) log(config, route, outcome, durationMs);
-  };
-
-  // Refused before the body is read: a body still coming is drained while the connection closes.
-  const refuse = (error: CallbackError): void => {
-    if (hasBody(req)) res.setHeader('Connection', 'close');
-    req.resume();
-    finish(errorOutcome(error));
-  };
+  const x: Exchange = { runtime, route, path, req, res, clientIp: ip, started: performance.now() };
 
   // Cheap refusals first, in the design's order: method, HTTPS, rate limit, source IP.
   const wrongMethod = checkMethod(route, method);
-  if (wrongMethod !== null) return refuse(wrongMethod);
+  if (wrongMethod !== null) return refuse(x, wrongMethod);
   if (config.requireHttps && !isHttps(req)) {
-    return refuse(new CallbackError('https.required', 'Callbacks must arrive over HTTPS'));
+    return refuse(x, new CallbackError('https.required', 'Callbacks must arrive over HTTPS'));
   }
   if (config.rateLimit !== null) {
     const verdict = await config.rateLimit(req, res);
-    if (verdict.kind === 'limited') return refuse(new CallbackError('rate.limited', `Too many requests from ${ip ?? '(unknown)'}`));
+    if (verdict.kind === 'limited') return refuse(x, new CallbackError('rate.limited', `Too many requests from ${ip ?? '(unknown)'}`));
     if (verdict.kind === 'error') {
       return refuse(
+        x,
         new CallbackError('store.unavailable', 'The rate-limit store failed', {
           cause: verdict.error,
           headers: { 'Retry-After': config.retryAfter },
@@ -223,15 +239,16 @@ async function handle(runtime: Runtime, route: RouteSpec, path: string, query: s
     }
   }
   const wrongSource = checkSource(config, route, ip);
-  if (wrongSource !== null) return refuse(wrongSource);
+  if (wrongSource !== null) return refuse(x, wrongSource);
   if (runtime.isClosed()) {
     return finish(
+      x,
       errorOutcome(new CallbackError('store.unavailable', 'The router is closed', { headers: { 'Retry-After': config.retryAfter } })),
     );
   }
 
   const format = bodyFormat(route, req.headers, method);
-  if (format instanceof CallbackError) return refuse(format);
+  if (format instanceof CallbackError) return refuse(x, format);
 
   let rawBody: Buffer;
   try {
@@ -241,7 +258,7 @@ async function handle(runtime: Runtime, route: RouteSpec, path: string, query: s
     // Stop reading a body we will not use; an oversized or stalled one is not awaited, the connection closes.
     if (failure.type === 'entity.too.large' || failure.type === 'request.timeout') res.setHeader('Connection', 'close');
     req.resume();
-    return finish(errorOutcome(failure));
+    return finish(x, errorOutcome(failure));
   }
 
   const ready = runtime.whenReady();
@@ -250,6 +267,7 @@ async function handle(runtime: Runtime, route: RouteSpec, path: string, query: s
       await ready;
     } catch (cause) {
       return finish(
+        x,
         errorOutcome(new CallbackError('store.unavailable', 'The store failed to initialise', { cause, headers: { 'Retry-After': config.retryAfter } })),
       );
     }
@@ -267,7 +285,7 @@ async function handle(runtime: Runtime, route: RouteSpec, path: string, query: s
     receivedAt: new Date(),
   });
   // The memory store and a synchronous handler answer at once: no promise to wait for.
-  finish(isThenable(result) ? await result : result);
+  finish(x, isThenable(result) ? await result : result);
 }
 
 /** Whether a request announces a body (one we may not have read). */

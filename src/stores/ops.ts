@@ -14,6 +14,8 @@ export interface StoreOps {
   release(key: string, token: string): MaybePromise<void>;
   getPaymentState(paymentRequestId: string): MaybePromise<PaymentState | null>;
   setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): MaybePromise<void>;
+  /** `complete` then `setPaymentState`: one step where the store offers it. */
+  completeWithState(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): MaybePromise<void>;
 }
 
 /** A store that can also answer synchronously: {@link StoreOps} for its dedupe methods, unless overridden. */
@@ -33,13 +35,23 @@ function syncOf(store: object): Partial<StoreOps> | null {
  */
 export function storeOps(store: CallbackStore, states: PaymentStateStore): StoreOps {
   const sync = syncOf(store);
-  const syncStates = (states as object) === store ? sync : syncOf(states);
+  const sameStore = (states as object) === store;
+  const syncStates = sameStore ? sync : syncOf(states);
+  const complete: StoreOps['complete'] = sync?.complete ?? ((key, token, opts) => store.complete(key, token, opts));
+  const setPaymentState: StoreOps['setPaymentState'] = syncStates?.setPaymentState ?? ((id, state, opts) => states.setPaymentState(id, state, opts));
+  const combined = sameStore && typeof states.completeWithState === 'function' ? states.completeWithState.bind(states) : undefined;
   return {
     claim: sync?.claim ?? ((key, opts) => store.claim(key, opts)),
-    complete: sync?.complete ?? ((key, token, opts) => store.complete(key, token, opts)),
+    complete,
     release: sync?.release ?? ((key, token) => store.release(key, token)),
     getPaymentState: syncStates?.getPaymentState ?? ((id) => states.getPaymentState(id)),
-    setPaymentState: syncStates?.setPaymentState ?? ((id, state, opts) => states.setPaymentState(id, state, opts)),
+    setPaymentState,
+    completeWithState:
+      combined ??
+      ((key, token, id, state, opts) => {
+        const completed = complete(key, token, opts);
+        return isThenable(completed) ? Promise.resolve(completed).then(() => setPaymentState(id, state, opts)) : setPaymentState(id, state, opts);
+      }),
   };
 }
 

@@ -63,6 +63,14 @@ export interface PaymentStateStore {
   getPaymentState(paymentRequestId: string): Promise<PaymentState | null>;
   /** Records `state` as the last final state of `paymentRequestId`, kept `retentionMs`. */
   setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void>;
+  /**
+   * Optional: `complete(key, token, opts)` and then `setPaymentState(paymentRequestId, state, opts)`
+   * as one step (one statement or transaction, so one commit), with the same effects as the two
+   * calls: the key is completed only if `token` holds its lease; the state is recorded either way.
+   * The router calls it after a handler has run for a final payment state, when the store holds
+   * both the keys and the states; without it, it makes the two calls in turn.
+   */
+  completeWithState?(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void>;
 }
 
 /** The states of an inbox record (deferred mode). */

@@ -328,6 +328,23 @@ export function runStoreConformance<S extends CallbackStore>(options: StoreConfo
         expect(await states.getPaymentState(a)).toEqual(state('k2', 'cancelled'));
       });
 
+      test('payment states: completeWithState, where offered, completes the key (token-fenced) and records the state', async (store) => {
+        const states = asStates(store);
+        if (typeof states.completeWithState !== 'function') return;
+        const key = keyFor('cws');
+        const id = keyFor('pr-cws');
+        const token = await claimToken(store, key);
+        await states.completeWithState(key, token, id, state(key), { retentionMs: LONG_MS });
+        expect(await statusOf(store, key)).toBe('done');
+        expect(await states.getPaymentState(id)).toEqual(state(key));
+        // A stale token completes nothing; the state is still recorded, as setPaymentState would.
+        const other = keyFor('cws-fenced');
+        await claimToken(store, other);
+        await states.completeWithState(other, 'not-the-token', id, state(other, 'cancelled'), { retentionMs: LONG_MS });
+        expect(await statusOf(store, other)).toBe('in_flight');
+        expect(await states.getPaymentState(id)).toEqual(state(other, 'cancelled'));
+      });
+
       test('payment states: forgotten once their retention has passed', async (store) => {
         const states = asStates(store);
         const id = keyFor('pr-expiry');

@@ -1,5 +1,4 @@
 import { CallbackError } from '../../src/errors';
-import querystring from 'node:querystring';
 import fc from 'fast-check';
 import { decodeUtf8, MAX_FIELDS, parseBody, parseForm, parseJson } from '../../src/core/fields';
 import {
@@ -71,7 +70,7 @@ describe('parseForm', () => {
     expect(Object.keys(parseForm(atLimit))).toHaveLength(MAX_FIELDS);
   });
 
-  it('decodes like node:querystring: plus as space, escapes as UTF-8, malformed escapes kept, empty segments skipped', () => {
+  it('decodes like URLSearchParams: plus as space, escapes as UTF-8, malformed escapes kept, empty segments skipped', () => {
     expect(parseForm('+a+=+b+&c%20d=e%2&%=%&x=%zz%41&y=%C3%A9+%&&=z&n')).toEqual({
       ' a ': ' b ',
       'c d': 'e%2',
@@ -82,22 +81,28 @@ describe('parseForm', () => {
       n: '',
     });
     expect(parseForm('')).toEqual({});
+    // Escapes are decoded over the UTF-8 bytes: a malformed one beside them corrupts nothing.
+    expect(parseForm('a=€%41%zz&b=%E2%82%AC&c=%E2%82')).toEqual({ a: '€A%zz', b: '€', c: '\uFFFD' });
     expect(parseForm('a=b=c')).toEqual({ a: 'b=c' });
   });
 
-  it('agrees with node:querystring on any text made of the characters that matter', () => {
-    const char = fc.constantFrom('a', 'b', '=', '&', '+', '%', '2', '0', '4', 'C', '3', 'A', '9', 'é', '€', ' ', 'z');
+  it('agrees with URLSearchParams on any text made of the characters that matter', () => {
+    const char = fc.constantFrom('a', 'b', '=', '&', '+', '%', '2', '0', '4', 'C', '3', 'A', '9', 'E', '8', 'é', '€', ' ', 'z');
     fc.assert(
       fc.property(fc.array(char, { maxLength: 40 }).map((chars) => chars.join('')), (text) => {
-        const expected = querystring.parse(text);
-        const repeated = Object.values(expected).some(Array.isArray);
-        if (repeated) {
+        // The standard decodes escapes over the body's UTF-8 bytes, so a raw 'é' and '%C3%A9' are
+        // the same. Node's URLSearchParams gets that right on ASCII input only (it truncates wider
+        // characters next to an escape), so the oracle is given the ASCII spelling.
+        const params = new URLSearchParams(text.replace(/[^ -~]/g, (c) => (c.charCodeAt(0) > 0x7f ? encodeURIComponent(c) : c)));
+        const names = [...params.keys()];
+        if (new Set(names).size !== names.length) {
           expect(refusal(() => parseForm(text)).type).toBe('payload.invalid');
         } else {
           const fields = parseForm(text);
           expect(Object.getPrototypeOf(fields)).toBeNull();
-          expect({ ...fields }).toEqual({ ...expected });
-          expect(Object.keys(fields)).toEqual(Object.keys(expected));
+          // Compared as maps: an object lists integer-like names first, whatever their order.
+          expect({ ...fields }).toEqual(Object.fromEntries(params));
+          expect(Object.keys(fields).length).toBe(names.length);
         }
       }),
       { numRuns: 2000 },

@@ -32,6 +32,81 @@ runStoreConformance({
   inbox: true,
 });
 
+// The same contract with unnamed statements, as behind a pooler that cannot keep prepared ones.
+runStoreConformance({
+  name: 'PostgresStore (preparedStatements: false)',
+  describe,
+  it,
+  expect,
+  createStore: () => new PostgresStore({ pool, schema, table: `conf_unnamed_${++tables}`, preparedStatements: false }),
+  cleanup: async (store) => {
+    await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
+  },
+  timing: { leaseMs: 200, retentionMs: 200, slackMs: 60 },
+  paymentStates: true,
+});
+
+describe('PostgresStore prepared statements', () => {
+  /** A one-connection pool, so the session's prepared statements can be listed afterwards. */
+  async function onOneConnection(options: { preparedStatements?: boolean }) {
+    const single = new Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test', max: 1 });
+    const store = new PostgresStore({ pool: single, schema, table: `prep_${++tables}`, purgeIntervalMs: 0, ...options });
+    await store.init();
+    const claim = await store.claim('k1', { leaseMs: 60_000 });
+    if (claim.status !== 'claimed') throw new Error('claim failed');
+    await store.completeWithState('k1', claim.token, 'pr1', { key: 'k1', paymentStatus: 'paid', transactionStatus: 'approved', receivedAt: 'now' }, { retentionMs: 60_000 });
+    const { rows } = await single.query(`SELECT name FROM pg_prepared_statements WHERE name LIKE 'caibo_%'`);
+    await single.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
+    await store.close();
+    await single.end();
+    return rows.length;
+  }
+
+  it('prepares the claim and completion statements once per connection by default', async () => {
+    expect(await onOneConnection({})).toBe(2);
+  });
+
+  it('sends unnamed statements with preparedStatements: false', async () => {
+    expect(await onOneConnection({ preparedStatements: false })).toBe(0);
+    expect(() => new PostgresStore({ pool, preparedStatements: 'yes' as unknown as boolean })).toThrow(/preparedStatements must be true or false/);
+  });
+
+  it('goes on with unnamed statements after a pooler refuses a named one, losing no operation', async () => {
+    // PgBouncer in transaction mode (before 1.21) answers a named statement parsed on another
+    // server connection with 26000. The pool below is real; only that refusal is injected, once.
+    const sent: (string | undefined)[] = [];
+    let refused = 0;
+    const refusing = {
+      query: async (config: { text: string; values?: unknown[]; name?: string }) => {
+        sent.push(config.name);
+        if (config.name !== undefined && refused === 0) {
+          refused++;
+          throw Object.assign(new Error('prepared statement "x" does not exist'), { code: '26000' });
+        }
+        return pool.query(config);
+      },
+      connect: async () => {
+        const client = await pool.connect();
+        return {
+          query: (config: { text: string; values?: unknown[]; name?: string }) => refusing.query(config),
+          release: (error?: Error | boolean) => client.release(error),
+        };
+      },
+    };
+    const store = new PostgresStore({ pool: refusing, schema, table: `prep_refused`, purgeIntervalMs: 0 });
+    await store.init();
+    const claim = await store.claim('k1', { leaseMs: 60_000 });
+    expect(claim.status).toBe('claimed');
+    await store.complete('k1', (claim as { token: string }).token, { retentionMs: 60_000 });
+    expect((await store.claim('k1', { leaseMs: 60_000 })).status).toBe('done');
+    expect(refused).toBe(1);
+    // The schema is never named; the claim was named, refused, then sent unnamed; the rest unnamed.
+    expect(sent).toEqual([undefined, expect.stringMatching(/^caibo_/), undefined, undefined, undefined]);
+    await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
+    await store.close();
+  });
+});
+
 describe('PostgresStore', () => {
   it('creates its table on init(), idempotently and concurrently, with the SQL it exports', async () => {
     const options = { pool, schema, table: 'init_twice' };
