@@ -339,8 +339,9 @@ function afterClaim(config: Config, event: CaiboEvent, context: CallbackContext,
 class HandlerContext implements CallbackContext {
   readonly provider: CallbackContext['provider'];
   readonly clientIp: string | undefined;
-  private controller: AbortController | undefined;
-  private timedOut: CallbackError | undefined;
+  // Truly private: a handler that spreads or logs its context sees provider and clientIp only.
+  #controller: AbortController | undefined;
+  #timedOut: CallbackError | undefined;
 
   constructor(context: CallbackContext) {
     this.provider = context.provider;
@@ -348,17 +349,17 @@ class HandlerContext implements CallbackContext {
   }
 
   get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.timedOut !== undefined) this.controller.abort(this.timedOut);
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#timedOut !== undefined) this.#controller.abort(this.#timedOut);
     }
-    return this.controller.signal;
+    return this.#controller.signal;
   }
 
   /** The budget ran out: abort the signal, now or when it is first read. */
   timeOut(reason: CallbackError): void {
-    this.timedOut = reason;
-    this.controller?.abort(reason);
+    this.#timedOut = reason;
+    this.#controller?.abort(reason);
   }
 }
 

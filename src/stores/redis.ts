@@ -305,6 +305,15 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     await this.timed('setPaymentState', () => this.send(['SET', key, JSON.stringify(state), 'PX', String(opts.retentionMs)]));
   }
 
+  /**
+   * `complete` and `setPaymentState` sent together, so they share one round trip (two keys that
+   * may live on different Cluster nodes, so not one script). The key is completed only if `token`
+   * holds it; the state is recorded either way.
+   */
+  async completeWithState(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
+    await Promise.all([this.complete(key, token, opts), this.setPaymentState(paymentRequestId, state, opts)]);
+  }
+
   /** Inserts a pending record due now, unless `key` is in the inbox in any state (done ones until their retention ends). */
   async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
     const reply = await this.timed('enqueue', () =>

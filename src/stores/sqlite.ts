@@ -355,6 +355,15 @@ export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore
     this.statements.setState.run({ id: paymentRequestId, state: JSON.stringify(state), expires: Date.now() + opts.retentionMs });
   }
 
+  /** `complete` and `setPaymentState` in one transaction: one commit instead of two. */
+  async completeWithState(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
+    const now = Date.now();
+    this.transaction(() => {
+      this.statements.complete.run({ key, token, now, ms: opts.retentionMs });
+      this.statements.setState.run({ id: paymentRequestId, state: JSON.stringify(state), expires: now + opts.retentionMs });
+    });
+  }
+
   /** Stops the purge timer, and closes the database if the store opened it. */
   async close(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);

@@ -93,6 +93,26 @@ describe.each(FRAMEWORKS)('synchronous handler on the memory store (%s)', (frame
   });
 });
 
+describe('the handler context', () => {
+  it('shows provider and clientIp, and makes the abort signal when it is first read', async () => {
+    const seen: { keys: string[]; spread: Record<string, unknown>; aborted: boolean }[] = [];
+    const s = await serve('express5', {
+      onStatus: (_event, context) => {
+        seen.push({ keys: Object.keys(context), spread: { ...context }, aborted: context.signal!.aborted });
+      },
+    });
+    try {
+      expect((await s.send(PAID)).status).toBe(200);
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.keys.sort()).toEqual(['clientIp', 'provider']);
+      expect(seen[0]!.spread).toEqual({ provider: 'caibo', clientIp: expect.stringMatching(/127\.0\.0\.1/) });
+      expect(seen[0]!.aborted).toBe(false);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('MemoryStore.syncOps', () => {
   it('offers all five dedupe and ordering-guard methods of an unmodified store, with the same effects', () => {
     const store = new MemoryStore();
