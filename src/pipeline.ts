@@ -47,7 +47,8 @@ export interface Outcome {
   error?: CallbackError;
 }
 
-const TEXT = 'text/plain; charset=utf-8';
+/** The content type of every plain-text answer. */
+export const TEXT = 'text/plain; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** The policy (signature scheme, allowlist) for a route. */

@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import type { Outcome } from '../pipeline';
+import { TEXT, type Outcome } from '../pipeline';
 
-const TEXT = 'text/plain; charset=utf-8';
 /** The headers of every plain `OK` (most answers): built once. node:http only reads the list. */
 const OK_HEADERS: readonly string[] = Object.freeze(['Content-Type', TEXT, 'Content-Length', '2', 'Cache-Control', 'no-store']);
 

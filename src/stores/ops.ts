@@ -18,13 +18,14 @@ export interface StoreOps {
   completeWithState(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): MaybePromise<void>;
 }
 
-/** A store that can also answer synchronously: {@link StoreOps} for its dedupe methods, unless overridden. */
+/** A store that can also answer synchronously. */
 export interface SyncCapable {
-  /** The synchronous twins of the store's methods, or `null` where a subclass or wrapper changed one. */
-  syncOps(): Partial<StoreOps> | null;
+  /** The synchronous twins of the store's methods; a method a subclass or wrapper replaced is left out. */
+  syncOps(): Partial<StoreOps>;
 }
 
 function syncOf(store: object): Partial<StoreOps> | null {
+  // Only stores that offer it; every other store answers null and is called through its methods.
   const candidate = store as Partial<SyncCapable>;
   return typeof candidate.syncOps === 'function' ? candidate.syncOps() : null;
 }

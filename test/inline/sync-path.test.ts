@@ -41,6 +41,7 @@ describe.each(FRAMEWORKS)('synchronous handler on the memory store (%s)', (frame
     try {
       const first = await s.send(PAID);
       expect([first.status, first.text]).toEqual([200, 'OK']);
+      expect(first.headers).toMatchObject({ 'content-type': 'text/plain; charset=utf-8', 'content-length': '2', 'cache-control': 'no-store' });
       const again = await s.send(PAID);
       expect([again.status, again.text]).toEqual([200, 'OK']);
       expect(seen).toHaveLength(1);
