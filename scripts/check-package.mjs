@@ -8,8 +8,9 @@
 //   --skip-build  use the dist/ already built
 //   --keep        keep the temporary directory (it is always kept when a check fails)
 // Environment: ATTW_PROFILE (default node16: Node >= 20 consumers; "strict" adds node10).
-// Works offline: dependencies are installed with `npm install --offline` from the npm cache
-// that `npm ci` filled; set CHECK_PACKAGE_ONLINE=1 to allow the registry instead.
+// Dependencies are installed with `npm install --prefer-offline`: from the npm cache where it has
+// them, else from the registry (a fresh machine's cache holds only the tarballs `npm ci` fetched,
+// not the metadata a versioned install resolves). CHECK_PACKAGE_OFFLINE=1 forbids the registry.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,7 @@ const args = new Set(process.argv.slice(2));
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 const installedVersion = (name) => JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
 const bin = (name) => join(ROOT, 'node_modules', '.bin', name);
-const npmMode = process.env.CHECK_PACKAGE_ONLINE === '1' ? '--prefer-offline' : '--offline';
+const npmMode = process.env.CHECK_PACKAGE_OFFLINE === '1' ? '--offline' : '--prefer-offline';
 
 const failures = [];
 const work = mkdtempSync(join(tmpdir(), 'caibo-check-package-'));
