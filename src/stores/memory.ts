@@ -106,7 +106,8 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
 
   /**
    * The synchronous twins of the methods above, for the router's hot path (no promise per call).
-   * A method replaced by a subclass or on the instance keeps its own, so a wrapper still sees every call.
+   * A method replaced by a subclass or on the instance keeps its own, so a wrapper still sees every
+   * call. The router asks once, when it is created: replace methods before that.
    */
   syncOps(): Partial<StoreOps> {
     const proto = MemoryStore.prototype;
