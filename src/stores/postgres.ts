@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { Batcher, batchOptions, type BatchOptions } from './batch';
 import { checkTimeout, withTimeout } from './timeout';
 import type {
   CallbackStore,
@@ -75,6 +76,31 @@ export interface PostgresStoreOptions {
    * on its first refusal, and the store goes on with unnamed statements. Defaults to `true`.
    */
   preparedStatements?: boolean;
+  /**
+   * Group commit: the claims (and the completions) that concurrent requests make at the same
+   * time go to the database as one statement, so one commit serves many events. A request alone
+   * is sent at once, as before; under load, while `maxInFlight` statements of a kind are
+   * running, the next one gathers everything that arrived meanwhile, up to `maxSize` events.
+   * Each event keeps its own outcome (a key claimed twice in one batch is claimed once), and a
+   * failed statement fails only the requests in it (503). `false` sends one statement per
+   * operation. Defaults to `{ maxSize: 100, maxInFlight: 4 }`: up to 8 of the pool's connections.
+   */
+  batch?: false | { maxSize?: number; maxInFlight?: number };
+}
+
+/** What one claim in a batch asks for. */
+interface ClaimItem {
+  key: string;
+  token: string;
+  leaseMs: number;
+}
+
+/** What one completion in a batch asks for: the key, and for a final payment state the state too. */
+interface CompleteItem {
+  key: string;
+  token: string;
+  retentionMs: number;
+  state?: { paymentRequestId: string; json: string };
 }
 
 /** The server refused a named statement: it does not exist on this connection, or exists already (a pooler swapped connections). */
@@ -181,6 +207,11 @@ interface ClaimRow {
   done: boolean | null;
 }
 
+/** A claim statement's row for each of a batch's keys. */
+interface BatchClaimRow extends ClaimRow {
+  key: string;
+}
+
 /**
  * A dedupe store on PostgreSQL, shared by every process and machine using the same table. Each
  * operation is one statement; time is the database's clock, so app servers' clocks never matter.
@@ -215,6 +246,8 @@ export class PostgresStore implements CallbackStore, PaymentStateStore, InboxSto
     getState: string;
     setState: string;
     completeWithState: string;
+    claimBatch: string;
+    completeBatch: string;
     purgeStates: string;
     enqueue: string;
     lease: string;
@@ -229,6 +262,9 @@ export class PostgresStore implements CallbackStore, PaymentStateStore, InboxSto
   private closed = false;
   /** Statement names by text, while prepared statements are on. */
   private prepared: Map<string, string> | null;
+  /** Group commit of claims and of completions; `null` with `batch: false`. */
+  private readonly claims: Batcher<ClaimItem, ClaimRow> | null;
+  private readonly completions: Batcher<CompleteItem, void> | null;
 
   constructor(options: PostgresStoreOptions) {
     if (options === null || typeof options !== 'object' || typeof options.pool?.query !== 'function' || typeof options.pool.connect !== 'function') {
@@ -244,6 +280,9 @@ export class PostgresStore implements CallbackStore, PaymentStateStore, InboxSto
     if (options.preparedStatements !== undefined && typeof options.preparedStatements !== 'boolean') {
       throw new TypeError('PostgresStore: preparedStatements must be true or false');
     }
+    const batch: BatchOptions | null = batchOptions('PostgresStore', options.batch, { maxSize: 100, maxInFlight: 4 });
+    this.claims = batch && new Batcher((items) => this.claimBatch(items), batch);
+    this.completions = batch && new Batcher((items) => this.completeBatch(items), batch);
 
     const t = this.tableName;
     const st = qualified(table, options.schema, '_states');
@@ -277,6 +316,30 @@ ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_a
   UPDATE ${t} SET done = true, expires_at = ${expiry} WHERE key = $1 AND token = $2 AND NOT done
 )
 INSERT INTO ${st} (payment_request_id, state, expires_at) VALUES ($4, $5, ${expiry})
+ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at`,
+      // The batch forms take arrays (one element per event, keys distinct). Rows are inserted in
+      // key order, so two batches that share a key (two copies of one event) lock in the same
+      // order and never deadlock; a key in no row was taken by a concurrent claim.
+      claimBatch: `WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(key, token, ms)
+), taken AS (
+  INSERT INTO ${t} AS c (key, token, done, expires_at)
+  SELECT key, token, false, clock_timestamp() + ms * interval '1 millisecond' FROM input ORDER BY key
+  ON CONFLICT (key) DO UPDATE SET token = EXCLUDED.token, done = false, expires_at = EXCLUDED.expires_at
+  WHERE c.expires_at <= clock_timestamp()
+  RETURNING c.key
+)
+SELECT input.key, taken.key IS NOT NULL AS claimed, (c.done AND c.expires_at > clock_timestamp()) AS done
+FROM input LEFT JOIN taken ON taken.key = input.key LEFT JOIN ${t} c ON c.key = input.key`,
+      // Completions fenced by token, and the final states (ids distinct) of those that have one.
+      completeBatch: `WITH completed AS (
+  UPDATE ${t} AS c SET done = true, expires_at = clock_timestamp() + u.ms * interval '1 millisecond'
+  FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(key, token, ms)
+  WHERE c.key = u.key AND c.token = u.token AND NOT c.done
+)
+INSERT INTO ${st} (payment_request_id, state, expires_at)
+SELECT id, state::jsonb, clock_timestamp() + ms * interval '1 millisecond'
+FROM unnest($4::text[], $5::text[], $6::float8[]) AS s(id, state, ms) ORDER BY id
 ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at`,
       purgeStates: `DELETE FROM ${st} WHERE payment_request_id IN (
   SELECT payment_request_id FROM ${st} WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -367,26 +430,64 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
     }
   }
 
+  /**
+   * Claims `key`. When the network stalls, the router gives up after `operationTimeoutMs`, but
+   * the statement may still reach the server and take the key: a claim that succeeds after it was
+   * abandoned is released at once, instead of blocking redeliveries for a whole lease.
+   */
   async claim(key: string, opts: ClaimOptions): Promise<ClaimResult> {
-    const token = randomUUID();
-    const result = await withTimeout(this.claimOnce(key, token, opts.leaseMs), this.operationTimeoutMs, {
-      store: 'PostgresStore',
-      operation: 'claim',
-    });
-    const row = result.rows[0] as ClaimRow | undefined;
-    if (row?.claimed) return { status: 'claimed', token };
-    return row?.done === true ? { status: 'done' } : { status: 'in_flight' };
+    const item: ClaimItem = { key, token: randomUUID(), leaseMs: opts.leaseMs };
+    const row = await withTimeout(
+      this.claims ? this.claims.add(item) : this.claimOne(item),
+      this.operationTimeoutMs,
+      { store: 'PostgresStore', operation: 'claim' },
+      (late) => {
+        if (late.claimed) this.release(item.key, item.token).catch(() => undefined);
+      },
+    );
+    if (row.claimed) return { status: 'claimed', token: item.token };
+    return row.done === true ? { status: 'done' } : { status: 'in_flight' };
+  }
+
+  private async claimOne(item: ClaimItem): Promise<ClaimRow> {
+    const result = await this.onOwnClient(this.statement(this.sql.claim, [item.key, item.token, item.leaseMs]), item.leaseMs);
+    return (result.rows[0] as ClaimRow | undefined) ?? { claimed: false, done: null };
   }
 
   /**
-   * Runs the claim on a client of its own, without pg's `query_timeout`: when the network stalls,
-   * the router gives up after `operationTimeoutMs`, but the statement may still reach the server
-   * and take the key. Waiting for its real outcome lets such a late claim be released at once,
-   * instead of blocking redeliveries for a whole lease. After the lease the wait is pointless,
-   * and the client is destroyed.
+   * One statement for a batch of claims. A key twice in the batch (two copies of one event at
+   * once) is sent once; its second copy finds it in flight, or done, as a later claim would.
    */
-  private async claimOnce(key: string, token: string, leaseMs: number): Promise<PgResultLike> {
-    const started = Date.now();
+  private async claimBatch(items: ClaimItem[]): Promise<ClaimRow[]> {
+    if (items.length === 1) return [await this.claimOne(items[0]!)];
+    const first = new Map<string, number>();
+    const keys: string[] = [];
+    const tokens: string[] = [];
+    const leases: number[] = [];
+    let longest = 0;
+    items.forEach((item, i) => {
+      if (first.has(item.key)) return;
+      first.set(item.key, i);
+      keys.push(item.key);
+      tokens.push(item.token);
+      leases.push(item.leaseMs);
+      longest = Math.max(longest, item.leaseMs);
+    });
+    const result = await this.onOwnClient(this.statement(this.sql.claimBatch, [keys, tokens, leases]), longest);
+    const rows = new Map((result.rows as BatchClaimRow[]).map((row) => [row.key, row]));
+    return items.map((item, i): ClaimRow => {
+      const row = rows.get(item.key) ?? { claimed: false, done: null };
+      if (first.get(item.key) === i) return row;
+      return { claimed: false, done: row.claimed ? false : row.done };
+    });
+  }
+
+  /**
+   * Runs a claim on a client of its own, without pg's `query_timeout`, so a stalled claim's real
+   * outcome is still learnt (and a late success released by {@link claim}). After the lease the
+   * wait is pointless, and the client is destroyed.
+   */
+  private async onOwnClient(config: PgQueryConfig, leaseMs: number): Promise<PgResultLike> {
     const client = await this.pool.connect();
     let settled = false;
     let abandoned = false;
@@ -401,13 +502,9 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
           }, Math.max(leaseMs, timeout)).unref()
         : undefined;
     try {
-      const result = await this.withFallback(this.statement(this.sql.claim, [key, token, leaseMs]), (config) => client.query(config));
+      const result = await this.withFallback(config, (c) => client.query(c));
       settled = true;
       if (!abandoned) client.release();
-      if (timeout > 0 && Date.now() - started > timeout && (result.rows[0] as ClaimRow | undefined)?.claimed) {
-        // The caller has already answered 503: give the key back for the redelivery.
-        this.release(key, token).catch(() => undefined);
-      }
       return result;
     } catch (error) {
       settled = true;
@@ -419,7 +516,43 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
   }
 
   async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
-    await this.query('complete', this.sql.complete, [key, token, opts.retentionMs]);
+    if (this.completions === null) {
+      await this.query('complete', this.sql.complete, [key, token, opts.retentionMs]);
+      return;
+    }
+    await withTimeout(this.completions.add({ key, token, retentionMs: opts.retentionMs }), this.operationTimeoutMs, {
+      store: 'PostgresStore',
+      operation: 'complete',
+    });
+  }
+
+  /**
+   * One statement for a batch of completions (with the final states of those that carry one).
+   * Of two states for one payment request in a batch, the later one is kept, as two calls in
+   * turn would leave it.
+   */
+  private async completeBatch(items: CompleteItem[]): Promise<void[]> {
+    if (items.length === 1) {
+      const { key, token, retentionMs, state } = items[0]!;
+      if (state === undefined) await this.run(this.sql.complete, [key, token, retentionMs]);
+      else await this.run(this.sql.completeWithState, [key, token, retentionMs, state.paymentRequestId, state.json]);
+      return [undefined];
+    }
+    const states = new Map<string, { json: string; retentionMs: number }>();
+    for (const { state, retentionMs } of items) {
+      if (state === undefined) continue;
+      states.delete(state.paymentRequestId);
+      states.set(state.paymentRequestId, { json: state.json, retentionMs });
+    }
+    await this.run(this.sql.completeBatch, [
+      items.map((item) => item.key),
+      items.map((item) => item.token),
+      items.map((item) => item.retentionMs),
+      [...states.keys()],
+      [...states.values()].map((state) => state.json),
+      [...states.values()].map((state) => state.retentionMs),
+    ]);
+    return items.map(() => undefined);
   }
 
   async release(key: string, token: string): Promise<void> {
@@ -462,7 +595,16 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
 
   /** `complete` and `setPaymentState` in one statement (one commit instead of two). */
   async completeWithState(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
-    await this.query('completeWithState', this.sql.completeWithState, [key, token, opts.retentionMs, paymentRequestId, JSON.stringify(state)]);
+    const json = JSON.stringify(state);
+    if (this.completions === null) {
+      await this.query('completeWithState', this.sql.completeWithState, [key, token, opts.retentionMs, paymentRequestId, json]);
+      return;
+    }
+    await withTimeout(
+      this.completions.add({ key, token, retentionMs: opts.retentionMs, state: { paymentRequestId, json } }),
+      this.operationTimeoutMs,
+      { store: 'PostgresStore', operation: 'completeWithState' },
+    );
   }
 
   /** Inserts a pending record due now, unless `key` is in the inbox in any state (done ones until their retention ends). */
@@ -508,15 +650,16 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
     this.timer = undefined;
   }
 
-  /** One statement on any pooled client; pg's `query_timeout` drops a connection that stops answering. */
+  /** One statement on any pooled client, within `operationTimeoutMs`. */
   private query(operation: string, text: string, values: unknown[]): Promise<PgResultLike> {
+    return withTimeout(this.run(text, values), this.operationTimeoutMs, { store: 'PostgresStore', operation });
+  }
+
+  /** One statement on any pooled client; pg's `query_timeout` drops a connection that stops answering. */
+  private run(text: string, values: unknown[]): Promise<PgResultLike> {
     const config = this.statement(text, values);
     if (this.operationTimeoutMs > 0) config.query_timeout = this.operationTimeoutMs;
-    return withTimeout(
-      this.withFallback(config, (c) => this.pool.query(c)),
-      this.operationTimeoutMs,
-      { store: 'PostgresStore', operation },
-    );
+    return this.withFallback(config, (c) => this.pool.query(c));
   }
 }
 

@@ -273,6 +273,33 @@ export function runStoreConformance<S extends CallbackStore>(options: StoreConfo
       expect(tokens.size).toBe(keys.length);
     });
 
+    // Stores that group concurrent operations into one statement (group commit) see here a
+    // batch holding several copies of several keys, in mixed order, with stale tokens among them.
+    test('gives one claim per key when copies of many keys race, and completes each by its token only', async (store) => {
+      const keys = Array.from({ length: 8 }, (_, i) => keyFor(`mixed-${i}`));
+      const order = Array.from({ length: 4 }, () => keys).flat().map((key, i) => ({ key, i }));
+      order.sort((a, b) => ((a.i * 7919) % 31) - ((b.i * 7919) % 31));
+      const results = await Promise.all(order.map(({ key }) => store.claim(key, { leaseMs: LONG_MS })));
+      const tokens = new Map<string, string>();
+      results.forEach((result, i) => {
+        if (result.status === 'claimed') {
+          expect(tokens.has(order[i]!.key)).toBe(false);
+          tokens.set(order[i]!.key, result.token);
+        } else {
+          expect(result.status).toBe('in_flight');
+        }
+      });
+      expect([...tokens.keys()].sort()).toEqual([...keys].sort());
+      // Stale tokens for every key, and the real ones for all but the last key, all at once.
+      const kept = keys.at(-1)!;
+      await Promise.all([
+        ...keys.map((key) => store.complete(key, 'not-the-token', { retentionMs: LONG_MS })),
+        ...keys.filter((key) => key !== kept).map((key) => store.complete(key, tokens.get(key)!, { retentionMs: LONG_MS })),
+      ]);
+      const after = await Promise.all(keys.map((key) => statusOf(store, key)));
+      expect(after).toEqual(keys.map((key) => (key === kept ? 'in_flight' : 'done')));
+    });
+
     test('keeps long and odd keys exact and distinct', async (store) => {
       const base = keyFor('odd');
       const odd = [
@@ -343,6 +370,17 @@ export function runStoreConformance<S extends CallbackStore>(options: StoreConfo
         await states.completeWithState(other, 'not-the-token', id, state(other, 'cancelled'), { retentionMs: LONG_MS });
         expect(await statusOf(store, other)).toBe('in_flight');
         expect(await states.getPaymentState(id)).toEqual(state(other, 'cancelled'));
+      });
+
+      test('payment states: concurrent completeWithState calls each complete their key and record their state', async (store) => {
+        const states = asStates(store);
+        if (typeof states.completeWithState !== 'function') return;
+        const keys = Array.from({ length: 12 }, (_, i) => keyFor(`cws-many-${i}`));
+        const ids = keys.map((_, i) => keyFor(`pr-cws-many-${i}`));
+        const tokens = await Promise.all(keys.map((key) => claimToken(store, key)));
+        await Promise.all(keys.map((key, i) => states.completeWithState!(key, tokens[i]!, ids[i]!, state(key), { retentionMs: LONG_MS })));
+        expect(await Promise.all(keys.map((key) => statusOf(store, key)))).toEqual(keys.map(() => 'done'));
+        expect(await Promise.all(ids.map((id) => states.getPaymentState(id)))).toEqual(keys.map((key) => state(key)));
       });
 
       test('payment states: forgotten once their retention has passed', async (store) => {

@@ -82,7 +82,7 @@ async function failing(flaw: Flaw): Promise<string[]> {
 describe('runStoreConformance', () => {
   it('registers one describe block with every contract check', () => {
     const names = collect('none').map((t) => t.name);
-    expect(names).toHaveLength(15);
+    expect(names).toHaveLength(16);
     expect(new Set(names).size).toBe(names.length);
   });
 
@@ -91,9 +91,23 @@ describe('runStoreConformance', () => {
   });
 
   it.each<[Flaw, string[]]>([
-    ['no-fence', ['fences: a stale token cannot complete or release a lease that was taken over', 'ignores complete and release with a token that never held the lease']],
+    [
+      'no-fence',
+      [
+        'fences: a stale token cannot complete or release a lease that was taken over',
+        'ignores complete and release with a token that never held the lease',
+        'gives one claim per key when copies of many keys race, and completes each by its token only',
+      ],
+    ],
     ['no-lease-expiry', ['lets a new claim take over once the lease has expired, with a new token', 'fences: a stale token cannot complete or release a lease that was taken over']],
-    ['not-atomic', ['gives exactly one of 25 concurrent claims of one key', 'after a concurrent race and completion, every later claim is done']],
+    [
+      'not-atomic',
+      [
+        'gives exactly one of 25 concurrent claims of one key',
+        'after a concurrent race and completion, every later claim is done',
+        'gives one claim per key when copies of many keys race, and completes each by its token only',
+      ],
+    ],
     ['truncates-keys', ['keeps long and odd keys exact and distinct']],
     ['normalises-keys', ['keeps long and odd keys exact and distinct']],
     ['release-undoes-done', ['release after completion does not undo it']],

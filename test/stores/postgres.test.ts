@@ -32,18 +32,148 @@ runStoreConformance({
   inbox: true,
 });
 
-// The same contract with unnamed statements, as behind a pooler that cannot keep prepared ones.
+// The same contract with unnamed statements, as behind a pooler that cannot keep prepared ones,
+// and one statement per operation (no group commit).
 runStoreConformance({
-  name: 'PostgresStore (preparedStatements: false)',
+  name: 'PostgresStore (preparedStatements: false, batch: false)',
   describe,
   it,
   expect,
-  createStore: () => new PostgresStore({ pool, schema, table: `conf_unnamed_${++tables}`, preparedStatements: false }),
+  createStore: () => new PostgresStore({ pool, schema, table: `conf_unnamed_${++tables}`, preparedStatements: false, batch: false }),
   cleanup: async (store) => {
     await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
   },
   timing: { leaseMs: 200, retentionMs: 200, slackMs: 60 },
   paymentStates: true,
+});
+
+// Small batches, so concurrent operations are split over several statements running at once, and
+// copies of one key land in different statements.
+runStoreConformance({
+  name: 'PostgresStore (batch: { maxSize: 3 })',
+  describe,
+  it,
+  expect,
+  createStore: () => new PostgresStore({ pool, schema, table: `conf_small_${++tables}`, batch: { maxSize: 3 } }),
+  cleanup: async (store) => {
+    await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
+  },
+  timing: { leaseMs: 200, retentionMs: 200, slackMs: 60 },
+  paymentStates: true,
+});
+
+interface SentStatement {
+  name: string | undefined;
+  text: string;
+  values: unknown[] | undefined;
+}
+
+/**
+ * The shared pool, recording each statement the store sends (on the pool or a checked-out
+ * client); `fail(config)` may throw instead of sending one.
+ */
+function recordingPool(fail: (config: { text: string }) => Error | undefined = () => undefined) {
+  const sent: SentStatement[] = [];
+  const send = async (query: (config: object) => Promise<unknown>, config: { text: string; values?: unknown[]; name?: string }) => {
+    sent.push({ name: config.name, text: config.text, values: config.values });
+    const error = fail(config);
+    if (error !== undefined) throw error;
+    return query(config) as never;
+  };
+  const recording = {
+    query: (config: { text: string; values?: unknown[]; name?: string }) => send((c) => pool.query(c), config),
+    connect: async () => {
+      const client = await pool.connect();
+      return {
+        query: (config: { text: string; values?: unknown[]; name?: string }) => send((c) => client.query(c), config),
+        release: (error?: Error | boolean) => client.release(error),
+      };
+    },
+  };
+  return { pool: recording, sent };
+}
+
+const paid = (key: string) => ({ key, paymentStatus: 'paid', transactionStatus: 'approved', receivedAt: '2026-11-27T10:00:00.000Z' });
+
+describe('PostgresStore group commit', () => {
+  it('sends concurrent claims as one statement and concurrent completions as another, each event keeping its own outcome', async () => {
+    const { pool: recording, sent } = recordingPool();
+    const store = new PostgresStore({ pool: recording, schema, table: `batch_${++tables}`, purgeIntervalMs: 0 });
+    await store.init();
+    sent.length = 0;
+    const keys = Array.from({ length: 20 }, (_, i) => `evt-${i}`);
+    const claims = await Promise.all([...keys, 'evt-3', 'evt-7'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.values?.[0]).toEqual(keys); // each key once: the copies are answered without the database
+    expect(claims.slice(0, 20).map((c) => c.status)).toEqual(keys.map(() => 'claimed'));
+    expect(claims.slice(20).map((c) => c.status)).toEqual(['in_flight', 'in_flight']);
+
+    const token = (i: number) => (claims[i] as { token: string }).token;
+    sent.length = 0;
+    await Promise.all(
+      keys.map((key, i) =>
+        i % 2 === 0
+          ? store.completeWithState(key, token(i), `pr-${i}`, paid(key), { retentionMs: 60_000 })
+          : store.complete(key, i === 5 ? 'stale-token' : token(i), { retentionMs: 60_000 }),
+      ),
+    );
+    expect(sent).toHaveLength(1);
+    const rows = (await pool.query(`SELECT key, done FROM ${store.tableName} ORDER BY key`)).rows as { key: string; done: boolean }[];
+    expect(rows).toEqual([...keys].sort().map((key) => ({ key, done: key !== 'evt-5' })));
+    const states = (await pool.query(`SELECT payment_request_id, state FROM ${store.statesTableName} ORDER BY payment_request_id`)).rows;
+    expect(states).toEqual(
+      keys
+        .flatMap((key, i) => (i % 2 === 0 ? [{ payment_request_id: `pr-${i}`, state: paid(key) }] : []))
+        .sort((a, b) => (a.payment_request_id < b.payment_request_id ? -1 : 1)),
+    );
+    expect((await store.claim('evt-5', { leaseMs: 60_000 })).status).toBe('in_flight');
+    expect((await store.claim('evt-4', { leaseMs: 60_000 })).status).toBe('done');
+    await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
+    await store.close();
+  });
+
+  it('keeps the later of two final states for one payment request in a batch, as two calls in turn would', async () => {
+    const { pool: recording, sent } = recordingPool();
+    const store = new PostgresStore({ pool: recording, schema, table: `batch_${++tables}`, purgeIntervalMs: 0 });
+    await store.init();
+    const [a, b] = await Promise.all(['first', 'second'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+    sent.length = 0;
+    const cancelled = { ...paid('second'), paymentStatus: 'cancelled', transactionStatus: 'cancelled' };
+    await Promise.all([
+      store.completeWithState('first', (a as { token: string }).token, 'pr-1', paid('first'), { retentionMs: 60_000 }),
+      store.completeWithState('second', (b as { token: string }).token, 'pr-1', cancelled, { retentionMs: 60_000 }),
+    ]);
+    expect(sent).toHaveLength(1);
+    expect(await store.getPaymentState('pr-1')).toEqual(cancelled);
+    expect([await store.claim('first', { leaseMs: 1 }), await store.claim('second', { leaseMs: 1 })].map((c) => c.status)).toEqual(['done', 'done']);
+    await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
+    await store.close();
+  });
+
+  it('fails only the requests of a statement that fails, and takes none of their keys', async () => {
+    let failNext = false;
+    const { pool: recording } = recordingPool((config) => {
+      if (!failNext || !config.text.includes('unnest')) return undefined;
+      failNext = false;
+      return Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' });
+    });
+    const store = new PostgresStore({ pool: recording, schema, table: `batch_${++tables}`, purgeIntervalMs: 0 });
+    await store.init();
+    failNext = true;
+    const failed = await Promise.allSettled(['x1', 'x2', 'x3'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(String((failed[0] as PromiseRejectedResult).reason)).toMatch(/statement timeout/);
+    const later = await Promise.all(['x1', 'x2', 'x3'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+    expect(later.map((c) => c.status)).toEqual(['claimed', 'claimed', 'claimed']);
+    await pool.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
+    await store.close();
+  });
+
+  it('refuses a malformed batch option', () => {
+    expect(() => new PostgresStore({ pool, batch: { maxSize: 0 } })).toThrow(/batch.maxSize must be an integer of at least 1, got 0/);
+    expect(() => new PostgresStore({ pool, batch: { maxInFlight: 1.5 } })).toThrow(/batch.maxInFlight must be an integer/);
+    expect(() => new PostgresStore({ pool, batch: true as unknown as false })).toThrow(/batch must be false or/);
+  });
 });
 
 describe('PostgresStore prepared statements', () => {
