@@ -214,7 +214,8 @@ interface BatchClaimRow extends ClaimRow {
 
 /**
  * A dedupe store on PostgreSQL, shared by every process and machine using the same table. Each
- * operation is one statement; time is the database's clock, so app servers' clocks never matter.
+ * operation is one statement (concurrent claims, and concurrent completions, share one: see
+ * `batch`); time is the database's clock, so app servers' clocks never matter.
  * Its deferred-mode inbox (`<table>_inbox`) is durable: leases are taken with
  * `FOR UPDATE SKIP LOCKED`, so workers on many machines share it without waiting on each other.
  *

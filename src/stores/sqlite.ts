@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { Batcher, batchOptions } from './batch';
 import type {
   CallbackStore,
   ClaimOptions,
@@ -48,6 +49,14 @@ interface CommonOptions {
   purgeIntervalMs?: number;
   /** The most rows one purge round deletes. Defaults to `1000`. */
   purgeBatchSize?: number;
+  /**
+   * Group commit: the claims and completions that concurrent requests make in one turn of the
+   * event loop run in one transaction, so one commit (one WAL append) serves many events. Each
+   * event keeps its own outcome; if the transaction fails, only its requests fail (503). A
+   * request alone still runs on the same turn. `false` gives each operation its own transaction.
+   * Defaults to `{ maxSize: 100 }` operations per transaction.
+   */
+  batch?: false | { maxSize?: number };
 }
 
 /** Options for {@link SqliteStore}: a file path (the store opens and owns it) or an open database. */
@@ -133,8 +142,9 @@ export function sqliteStoreSchema(options: { table?: string } = {}): string {
 /**
  * A dedupe store in a SQLite file (better-sqlite3 12 on Node 20, 13 on Node 22+): survives restarts with no server to run.
  * The persistent default for a single machine; several processes on that machine may share the
- * file. Each operation is one short `BEGIN IMMEDIATE` transaction, so claims from different
- * processes are serialised by SQLite's write lock. Its deferred-mode inbox (`<table>_inbox`) is
+ * file. Writes run in short `BEGIN IMMEDIATE` transactions (the claims and completions of one
+ * event-loop turn share one), so claims from different processes are serialised by SQLite's
+ * write lock. Its deferred-mode inbox (`<table>_inbox`) is
  * durable, and workers in several processes on the machine share it the same way.
  *
  * ```ts
@@ -172,12 +182,19 @@ export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore
   };
   private readonly purgeBatchSize: number;
   private timer: NodeJS.Timeout | undefined;
+  /** Writes waiting for the turn's shared transaction; `null` with `batch: false`. */
+  private readonly writes: Batcher<() => unknown, unknown> | null;
 
   constructor(options: SqliteStoreOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('SqliteStore: pass { path } or { database }');
     const busyTimeoutMs = int('busyTimeoutMs', options.busyTimeoutMs, 5_000, 0);
     const purgeIntervalMs = int('purgeIntervalMs', options.purgeIntervalMs, 60_000, 0);
     this.purgeBatchSize = int('purgeBatchSize', options.purgeBatchSize, 1_000, 1);
+    if (options.batch !== undefined && options.batch !== false && typeof options.batch === 'object' && options.batch !== null && 'maxInFlight' in options.batch) {
+      throw new TypeError('SqliteStore: batch takes only maxSize (SQLite has one writer: transactions never run at once)');
+    }
+    const batch = batchOptions('SqliteStore', options.batch, { maxSize: 100, maxInFlight: 1 });
+    this.writes = batch && new Batcher((writes) => this.transaction(() => writes.map((write) => write())), batch);
     const schema = sqliteStoreSchema({ ...(options.table !== undefined && { table: options.table }) });
     const t = `"${options.table ?? 'caibo_callbacks'}"`;
     const st = `"${options.table ?? 'caibo_callbacks'}_states"`;
@@ -263,16 +280,18 @@ export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore
 
   async claim(key: string, opts: ClaimOptions): Promise<ClaimResult> {
     const token = randomUUID();
-    const now = Date.now();
-    return this.transaction(() => {
-      if (this.statements.take.run({ key, token, now, ms: opts.leaseMs }).changes === 1) return { status: 'claimed', token };
+    const claim = (): ClaimResult => {
+      if (this.statements.take.run({ key, token, now: Date.now(), ms: opts.leaseMs }).changes === 1) return { status: 'claimed', token };
       const row = this.statements.done.get(key) as { done: number } | undefined;
       return row?.done === 1 ? { status: 'done' } : { status: 'in_flight' };
-    });
+    };
+    return this.writes ? ((await this.writes.add(claim)) as ClaimResult) : this.transaction(claim);
   }
 
   async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
-    this.statements.complete.run({ key, token, now: Date.now(), ms: opts.retentionMs });
+    const complete = (): void => void this.statements.complete.run({ key, token, now: Date.now(), ms: opts.retentionMs });
+    if (this.writes) await this.writes.add(complete);
+    else complete();
   }
 
   async release(key: string, token: string): Promise<void> {
@@ -357,11 +376,14 @@ export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore
 
   /** `complete` and `setPaymentState` in one transaction: one commit instead of two. */
   async completeWithState(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
-    const now = Date.now();
-    this.transaction(() => {
+    const json = JSON.stringify(state);
+    const completeWithState = (): void => {
+      const now = Date.now();
       this.statements.complete.run({ key, token, now, ms: opts.retentionMs });
-      this.statements.setState.run({ id: paymentRequestId, state: JSON.stringify(state), expires: now + opts.retentionMs });
-    });
+      this.statements.setState.run({ id: paymentRequestId, state: json, expires: now + opts.retentionMs });
+    };
+    if (this.writes) await this.writes.add(completeWithState);
+    else this.transaction(completeWithState);
   }
 
   /** Stops the purge timer, and closes the database if the store opened it. */

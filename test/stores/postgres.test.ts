@@ -74,7 +74,8 @@ interface SentStatement {
  */
 function recordingPool(fail: (config: { text: string }) => Error | undefined = () => undefined) {
   const sent: SentStatement[] = [];
-  const send = async (query: (config: object) => Promise<unknown>, config: { text: string; values?: unknown[]; name?: string }) => {
+  type Config = { text: string; values?: unknown[]; name?: string };
+  const send = async (query: (config: Config) => Promise<unknown>, config: Config) => {
     sent.push({ name: config.name, text: config.text, values: config.values });
     const error = fail(config);
     if (error !== undefined) throw error;

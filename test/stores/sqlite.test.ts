@@ -21,17 +21,114 @@ runStoreConformance({
 });
 
 runStoreConformance({
-  name: 'SqliteStore (open database)',
+  name: 'SqliteStore (open database, batch: false)',
   describe,
   it,
   expect,
-  createStore: () => new SqliteStore({ database: new Database(':memory:') }),
+  createStore: () => new SqliteStore({ database: new Database(':memory:'), batch: false }),
   cleanup: (store) => {
     store.database.close();
   },
   timing: { leaseMs: 150, retentionMs: 150, slackMs: 40 },
   paymentStates: true,
   inbox: true,
+});
+
+// Small transactions, so concurrent operations are split over several of them.
+runStoreConformance({
+  name: 'SqliteStore (batch: { maxSize: 3 })',
+  describe,
+  it,
+  expect,
+  createStore: () => new SqliteStore({ path: path.join(dir, `conf-${++files}.sqlite`), batch: { maxSize: 3 } }),
+  timing: { leaseMs: 150, retentionMs: 150, slackMs: 40 },
+  paymentStates: true,
+});
+
+/**
+ * An open database that counts the store's write transactions, and may make one statement
+ * throw (`failWhen` sees each statement's source and parameters).
+ */
+function countingDatabase(failWhen: (source: string, params: unknown[]) => boolean = () => false) {
+  const db = new Database(':memory:');
+  const counts = { begin: 0 };
+  const database = {
+    prepare(source: string) {
+      const statement = db.prepare(source);
+      const guard = (params: unknown[]) => {
+        if (failWhen(source, params)) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+      };
+      return {
+        run: (...params: unknown[]) => {
+          if (source === 'BEGIN IMMEDIATE') counts.begin++;
+          guard(params);
+          return statement.run(...params);
+        },
+        get: (...params: unknown[]) => (guard(params), statement.get(...params)),
+        all: (...params: unknown[]) => (guard(params), statement.all(...params)),
+      };
+    },
+    exec: (source: string) => db.exec(source),
+    pragma: (source: string, options?: { simple?: boolean }) => db.pragma(source, options),
+    close: () => db.close(),
+    get inTransaction() {
+      return db.inTransaction;
+    },
+  };
+  return { database, counts, db };
+}
+
+const paid = (key: string) => ({ key, paymentStatus: 'paid', transactionStatus: 'approved', receivedAt: '2026-11-27T10:00:00.000Z' });
+
+describe('SqliteStore group commit', () => {
+  it('runs the claims and completions of one turn in one transaction, each event keeping its own outcome', async () => {
+    const { database, counts, db } = countingDatabase();
+    const store = new SqliteStore({ database, purgeIntervalMs: 0 });
+    const keys = Array.from({ length: 20 }, (_, i) => `evt-${i}`);
+    const claims = await Promise.all([...keys, 'evt-3', 'evt-7'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+    expect(counts.begin).toBe(1);
+    expect(claims.map((c) => c.status)).toEqual([...keys.map(() => 'claimed'), 'in_flight', 'in_flight']);
+    const token = (i: number) => (claims[i] as { token: string }).token;
+    await Promise.all(
+      keys.map((key, i) =>
+        i % 2 === 0
+          ? store.completeWithState(key, token(i), `pr-${i}`, paid(key), { retentionMs: 60_000 })
+          : store.complete(key, i === 5 ? 'stale-token' : token(i), { retentionMs: 60_000 }),
+      ),
+    );
+    expect(counts.begin).toBe(2);
+    const rows = db.prepare('SELECT key, done FROM caibo_callbacks ORDER BY key').all();
+    expect(rows).toEqual([...keys].sort().map((key) => ({ key, done: key === 'evt-5' ? 0 : 1 })));
+    const states = db.prepare('SELECT payment_request_id AS id, state FROM caibo_callbacks_states ORDER BY id').all() as { id: string; state: string }[];
+    expect(states.map(({ id, state }) => [id, JSON.parse(state)])).toEqual(
+      keys.flatMap((key, i) => (i % 2 === 0 ? [[`pr-${i}`, paid(key)]] : [])).sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+    );
+    await store.close();
+    db.close();
+  });
+
+  it('fails only the requests of a transaction that fails, and keeps none of its writes', async () => {
+    let failing = true;
+    const { database, db } = countingDatabase((source, params) => failing && source.startsWith('INSERT INTO "caibo_callbacks"') && (params[0] as { key: string }).key === 'x3');
+    const store = new SqliteStore({ database, purgeIntervalMs: 0 });
+    const first = await Promise.allSettled(['x1', 'x2', 'x3'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+    expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(String((first[0] as PromiseRejectedResult).reason)).toMatch(/disk I\/O error/);
+    expect(db.prepare('SELECT count(*) AS n FROM caibo_callbacks').get()).toEqual({ n: 0 });
+    expect(db.inTransaction).toBe(false);
+    failing = false;
+    const later = await Promise.all(['x1', 'x2', 'x3'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+    expect(later.map((c) => c.status)).toEqual(['claimed', 'claimed', 'claimed']);
+    await store.close();
+    db.close();
+  });
+
+  it('refuses a malformed batch option', () => {
+    const database = new Database(':memory:');
+    expect(() => new SqliteStore({ database, batch: { maxSize: 0 } })).toThrow(/batch.maxSize must be an integer of at least 1, got 0/);
+    expect(() => new SqliteStore({ database, batch: { maxInFlight: 2 } as never })).toThrow(/batch takes only maxSize/);
+    database.close();
+  });
 });
 
 describe('SqliteStore', () => {
