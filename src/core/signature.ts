@@ -26,7 +26,8 @@ export function decodeSignature(header: string): Buffer | null {
   const value = header.trim();
   // 64 bytes are 86 Base64 characters unpadded, 88 padded.
   if (value.length < 86 || value.length > 88 || !BASE64.test(value)) return null;
-  const decoded = Buffer.from(value.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  // Node's Base64 decoder takes the URL-safe alphabet (`-`, `_`) as well: no rewrite needed.
+  const decoded = Buffer.from(value, 'base64');
   return decoded.length === DIGEST_BYTES ? decoded : null;
 }
 
