@@ -78,11 +78,12 @@ function waitFor(child, types) {
   });
 }
 
-function procStat(pid) {
+/** The process's CPU time so far, in clock ticks: { user, sys }, or null once it is gone. */
+function procTimes(pid) {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    // utime and stime, in clock ticks (fields 14 and 15 of /proc/<pid>/stat).
-    return Number(fields[11]) + Number(fields[12]);
+    // utime and stime (fields 14 and 15 of /proc/<pid>/stat).
+    return { user: Number(fields[11]), sys: Number(fields[12]) };
   } catch {
     return null;
   }
@@ -166,16 +167,25 @@ async function runOne(loadgen, variant, round) {
     const poolSize = Math.ceil(POOL_RATES[variant.pool] * (WARMUP + DURATION) * 1.1);
     loadgen.send({ type: 'run', url: `http://127.0.0.1:${port}${POOL_PATHS[variant.pool]}`, pool: variant.pool, warmup: WARMUP, duration: DURATION, connections: CONNECTIONS, poolSize });
     await waitFor(loadgen, ['measuring', 'error']);
-    const cpu0 = procStat(pid);
+    const times0 = procTimes(pid);
     const t0 = performance.now();
     const out = await waitFor(loadgen, ['result', 'error']);
     if (out.type === 'error') throw new Error(`load generator: ${out.message}`);
-    const cpu1 = procStat(pid);
+    const times1 = procTimes(pid);
     const wallS = (performance.now() - t0) / 1000;
-    const serverCpu = cpu0 === null || cpu1 === null ? null : (cpu1 - cpu0) / CLK_TCK / wallS;
+    const serverCpu = times0 === null || times1 === null ? null : (times1.user + times1.sys - times0.user - times0.sys) / CLK_TCK / wallS;
+    // The server's CPU per answered request, split into user (JS, V8, libuv) and system
+    // (kernel: sockets, epoll): steadier than req/s when the host is noisy, and it says where
+    // the time goes.
+    const requests = out.result.rps * wallS;
+    const perRequestUs = (ticks) => (ticks / CLK_TCK / requests) * 1e6;
+    const cpuPerRequest =
+      times0 === null || times1 === null || !(requests > 0)
+        ? null
+        : { userUs: perRequestUs(times1.user - times0.user), sysUs: perRequestUs(times1.sys - times0.sys) };
     const peakRss = peakRssMb(pid);
     const stats = await stopServer(child);
-    return { ...out.result, serverCpu, peakRssMb: peakRss, guard: guarded, stats, store: msg.store, loadavg: os.loadavg()[0] };
+    return { ...out.result, serverCpu, cpuPerRequest, peakRssMb: peakRss, guard: guarded, stats, store: msg.store, loadavg: os.loadavg()[0] };
   } catch (error) {
     await stopServer(child);
     throw error;
@@ -211,6 +221,8 @@ function summarise(runs) {
       peakRssMaxMb: Math.max(...ok.map((r) => r.peakRssMb ?? 0)),
       non2xx: ok.reduce((s, r) => s + r.non2xx + r.errors + r.timeouts, 0),
       serverCpu: median(ok.map((r) => r.serverCpu)),
+      cpuUserUs: median(ok.map((r) => r.cpuPerRequest?.userUs ?? null)),
+      cpuSysUs: median(ok.map((r) => r.cpuPerRequest?.sysUs ?? null)),
       loadgenCpu: median(ok.map((r) => r.loadgenCpu)),
       poolWrapped: ok.some((r) => r.poolWrapped),
       duplicates: ok.reduce((s, r) => s + (r.stats?.duplicate ?? 0), 0),
@@ -259,16 +271,16 @@ const f = (x, digits = 0) => (x === null || x === undefined ? '—' : x.toLocale
 const pct = (x) => (x === null || x === undefined ? '—' : `${Math.round(x * 100)}%`);
 
 function table(rows) {
-  const head = '| row | framework | req/s | p50 ms | p99 ms | p99.9 ms | peak RSS MB | non-2xx | server CPU | loadgen CPU | vs B | vs C2 |';
-  const lines = [head, '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const head = '| row | framework | req/s | p50 ms | p99 ms | p99.9 ms | peak RSS MB | non-2xx | server CPU | CPU µs/req (user+sys) | loadgen CPU | vs B | vs C2 |';
+  const lines = [head, '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const row of Object.values(rows)) {
     if (row.rps === undefined) {
-      lines.push(`| ${row.name} | ${row.frame} | skipped: ${row.skipped} |||||||||| `);
+      lines.push(`| ${row.name} | ${row.frame} | skipped: ${row.skipped} ||||||||||| `);
       continue;
     }
     const vsB = row.vsB4 !== undefined ? `${pct(row.vsB)} (B4 ${pct(row.vsB4)})` : pct(row.vsB);
     lines.push(
-      `| ${row.name}${row.store && row.name === 'ours-deferred' ? ` (${row.store})` : ''} | ${row.frame} | ${f(row.rps)} | ${f(row.p50, 2)} | ${f(row.p99, 2)} | ${f(row.p999, 2)} | ${f(row.peakRssMb)} | ${f(row.non2xx)} | ${pct(row.serverCpu)} | ${pct(row.loadgenCpu)} | ${vsB} | ${row.vsC2 === undefined ? '' : pct(row.vsC2)} |`,
+      `| ${row.name}${row.store && row.name === 'ours-deferred' ? ` (${row.store})` : ''} | ${row.frame} | ${f(row.rps)} | ${f(row.p50, 2)} | ${f(row.p99, 2)} | ${f(row.p999, 2)} | ${f(row.peakRssMb)} | ${f(row.non2xx)} | ${pct(row.serverCpu)} | ${row.cpuUserUs === null ? '—' : `${f(row.cpuUserUs)}+${f(row.cpuSysUs)}`} | ${pct(row.loadgenCpu)} | ${vsB} | ${row.vsC2 === undefined ? '' : pct(row.vsC2)} |`,
     );
   }
   return lines.join('\n');
@@ -300,7 +312,7 @@ async function main() {
         else if (record.error) console.log(`round ${round} ${variant.name.padEnd(14)} ERROR: ${record.error}`);
         else {
           console.log(
-            `round ${round} ${variant.name.padEnd(14)} ${f(record.rps).padStart(7)} req/s  p50 ${f(record.latency.p50, 2)}  p99 ${f(record.latency.p99, 2)}  p99.9 ${f(record.latency.p999, 2)} ms  RSS ${f(record.peakRssMb)} MB  non-2xx ${record.non2xx + record.errors + record.timeouts}  cpu srv ${pct(record.serverCpu)} gen ${pct(record.loadgenCpu)}${record.poolWrapped ? '  POOL WRAPPED (duplicates)' : ''}${record.stats?.duplicate ? `  duplicates ${record.stats.duplicate}` : ''}  load ${record.loadavg.toFixed(2)}`,
+            `round ${round} ${variant.name.padEnd(14)} ${f(record.rps).padStart(7)} req/s  p50 ${f(record.latency.p50, 2)}  p99 ${f(record.latency.p99, 2)}  p99.9 ${f(record.latency.p999, 2)} ms  RSS ${f(record.peakRssMb)} MB  non-2xx ${record.non2xx + record.errors + record.timeouts}  cpu srv ${pct(record.serverCpu)}${record.cpuPerRequest ? ` (${f(record.cpuPerRequest.userUs)}+${f(record.cpuPerRequest.sysUs)} µs/req)` : ''} gen ${pct(record.loadgenCpu)}${record.poolWrapped ? '  POOL WRAPPED (duplicates)' : ''}${record.stats?.duplicate ? `  duplicates ${record.stats.duplicate}` : ''}  load ${record.loadavg.toFixed(2)}`,
           );
         }
       }
