@@ -46,11 +46,6 @@ export class Batcher<I, O> {
     });
   }
 
-  /** Items waiting for a batch (not counting those running). */
-  get pending(): number {
-    return this.queue.length;
-  }
-
   private schedule(): void {
     if (this.scheduled || this.inFlight >= this.options.maxInFlight || this.queue.length === 0) return;
     this.scheduled = true;

@@ -82,7 +82,7 @@ export interface PostgresStoreOptions {
    * is sent at once, as before; under load, while `maxInFlight` statements of a kind are
    * running, the next one gathers everything that arrived meanwhile, up to `maxSize` events.
    * Each event keeps its own outcome (a key claimed twice in one batch is claimed once), and a
-   * failed statement fails only the requests in it (503). `false` sends one statement per
+   * failed statement fails only the operations in it (a failed claim: 503). `false` sends one statement per
    * operation. Defaults to `{ maxSize: 100, maxInFlight: 4 }`: up to 8 of the pool's connections.
    */
   batch?: false | { maxSize?: number; maxInFlight?: number };

@@ -52,7 +52,8 @@ interface CommonOptions {
   /**
    * Group commit: the claims and completions that concurrent requests make in one turn of the
    * event loop run in one transaction, so one commit (one WAL append) serves many events. Each
-   * event keeps its own outcome; if the transaction fails, only its requests fail (503). A
+   * event keeps its own outcome; if the transaction fails, only its operations fail (a failed
+   * claim: 503), and none of their writes is kept. A
    * request alone still runs on the same turn. `false` gives each operation its own transaction.
    * Defaults to `{ maxSize: 100 }` operations per transaction.
    */
@@ -190,7 +191,7 @@ export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore
     const busyTimeoutMs = int('busyTimeoutMs', options.busyTimeoutMs, 5_000, 0);
     const purgeIntervalMs = int('purgeIntervalMs', options.purgeIntervalMs, 60_000, 0);
     this.purgeBatchSize = int('purgeBatchSize', options.purgeBatchSize, 1_000, 1);
-    if (options.batch !== undefined && options.batch !== false && typeof options.batch === 'object' && options.batch !== null && 'maxInFlight' in options.batch) {
+    if (typeof options.batch === 'object' && options.batch !== null && 'maxInFlight' in options.batch) {
       throw new TypeError('SqliteStore: batch takes only maxSize (SQLite has one writer: transactions never run at once)');
     }
     const batch = batchOptions('SqliteStore', options.batch, { maxSize: 100, maxInFlight: 1 });
