@@ -517,13 +517,15 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
   }
 
   async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
-    if (this.completions === null) {
-      await this.query('complete', this.sql.complete, [key, token, opts.retentionMs]);
-      return;
-    }
-    await withTimeout(this.completions.add({ key, token, retentionMs: opts.retentionMs }), this.operationTimeoutMs, {
+    await this.completeOne({ key, token, retentionMs: opts.retentionMs }, 'complete');
+  }
+
+  /** One completion, in the next batch (or alone with `batch: false`), within `operationTimeoutMs`. */
+  private completeOne(item: CompleteItem, operation: string): Promise<unknown> {
+    const done: Promise<unknown> = this.completions ? this.completions.add(item) : this.completeBatch([item]);
+    return withTimeout(done, this.operationTimeoutMs, {
       store: 'PostgresStore',
-      operation: 'complete',
+      operation,
     });
   }
 
@@ -596,16 +598,7 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
 
   /** `complete` and `setPaymentState` in one statement (one commit instead of two). */
   async completeWithState(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
-    const json = JSON.stringify(state);
-    if (this.completions === null) {
-      await this.query('completeWithState', this.sql.completeWithState, [key, token, opts.retentionMs, paymentRequestId, json]);
-      return;
-    }
-    await withTimeout(
-      this.completions.add({ key, token, retentionMs: opts.retentionMs, state: { paymentRequestId, json } }),
-      this.operationTimeoutMs,
-      { store: 'PostgresStore', operation: 'completeWithState' },
-    );
+    await this.completeOne({ key, token, retentionMs: opts.retentionMs, state: { paymentRequestId, json: JSON.stringify(state) } }, 'completeWithState');
   }
 
   /** Inserts a pending record due now, unless `key` is in the inbox in any state (done ones until their retention ends). */
