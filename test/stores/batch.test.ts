@@ -52,13 +52,18 @@ describe('Batcher', () => {
     expect(await Promise.all([first, ...waiting])).toEqual(['r1', 'r3', 'r4', 'r5']);
   });
 
-  it('splits a queue longer than maxSize into batches of at most maxSize', async () => {
+  it('splits a queue longer than maxSize into batches of at most maxSize, never more than maxInFlight at once', async () => {
     const { run, batches } = controlledRunner();
-    const batcher = new Batcher(run, { maxSize: 2, maxInFlight: 3 });
+    const batcher = new Batcher(run, { maxSize: 2, maxInFlight: 2 });
     const results = [1, 2, 3, 4, 5].map((i) => batcher.add(i));
     await turn();
+    expect(batches.map((b) => b.items)).toEqual([[1, 2], [3, 4]]);
+    batches[0]!.finish();
+    await results[0];
+    await turn();
     expect(batches.map((b) => b.items)).toEqual([[1, 2], [3, 4], [5]]);
-    for (const batch of batches) batch.finish();
+    batches[1]!.finish();
+    batches[2]!.finish();
     expect(await Promise.all(results)).toEqual(['r1', 'r2', 'r3', 'r4', 'r5']);
   });
 
