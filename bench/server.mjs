@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { carefulReceiver } from './lib/careful.mjs';
+import { unlinkPrefix } from './lib/redis-keys.mjs';
 import { CAIBO_SECRET, OCTOKIT_SECRET, SVIX_SECRET, POOL_PATHS } from './lib/pools.mjs';
 
 const require = createRequire(import.meta.url);
@@ -68,12 +69,7 @@ async function makeStore(kind) {
       const prefix = `caibo-bench:${tag}:`;
       cleanups.push(async () => {
         // Remove every key this run wrote (they also expire: retentionMs is short in the bench).
-        let cursor = '0';
-        do {
-          const [nextCursor, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-          cursor = nextCursor;
-          if (keys.length > 0) await client.unlink(...keys);
-        } while (cursor !== '0');
+        await unlinkPrefix(client, prefix);
         await client.quit();
       });
       return new RedisStore({ client, prefix });

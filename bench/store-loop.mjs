@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { unlinkPrefix } from './lib/redis-keys.mjs';
 
 const require = createRequire(import.meta.url);
 const env = process.env;
@@ -70,12 +71,7 @@ async function open(kind, batch) {
       return {
         store,
         close: async () => {
-          let cursor = '0';
-          do {
-            const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-            cursor = next;
-            if (keys.length > 0) await client.unlink(...keys);
-          } while (cursor !== '0');
+          await unlinkPrefix(client, prefix);
           await client.quit();
         },
       };
