@@ -53,8 +53,7 @@ interface CommonOptions {
    * Group commit: the claims and completions that concurrent requests make in one turn of the
    * event loop run in one transaction, so one commit (one WAL append) serves many events. Each
    * event keeps its own outcome; if the transaction fails, only its operations fail (a failed
-   * claim: 503), and none of their writes is kept. A
-   * request alone still runs on the same turn. `false` gives each operation its own transaction.
+   * claim: 503), and none of their writes is kept. A request alone still runs on the same turn. `false` gives each operation its own transaction.
    * Defaults to `{ maxSize: 100 }` operations per transaction.
    */
   batch?: false | { maxSize?: number };
@@ -145,8 +144,8 @@ export function sqliteStoreSchema(options: { table?: string } = {}): string {
  * The persistent default for a single machine; several processes on that machine may share the
  * file. Writes run in short `BEGIN IMMEDIATE` transactions (the claims and completions of one
  * event-loop turn share one), so claims from different processes are serialised by SQLite's
- * write lock. Its deferred-mode inbox (`<table>_inbox`) is
- * durable, and workers in several processes on the machine share it the same way.
+ * write lock. Its deferred-mode inbox (`<table>_inbox`) is durable, and workers in several
+ * processes on the machine share it the same way.
  *
  * ```ts
  * import { SqliteStore } from 'caibo-callbacks/sqlite';
@@ -286,13 +285,11 @@ export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore
       const row = this.statements.done.get(key) as { done: number } | undefined;
       return row?.done === 1 ? { status: 'done' } : { status: 'in_flight' };
     };
-    return this.writes ? ((await this.writes.add(claim)) as ClaimResult) : this.transaction(claim);
+    return this.write(claim);
   }
 
   async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
-    const complete = (): void => void this.statements.complete.run({ key, token, now: Date.now(), ms: opts.retentionMs });
-    if (this.writes) await this.writes.add(complete);
-    else complete();
+    await this.write(() => void this.statements.complete.run({ key, token, now: Date.now(), ms: opts.retentionMs }));
   }
 
   async release(key: string, token: string): Promise<void> {
@@ -383,8 +380,7 @@ export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore
       this.statements.complete.run({ key, token, now, ms: opts.retentionMs });
       this.statements.setState.run({ id: paymentRequestId, state: json, expires: now + opts.retentionMs });
     };
-    if (this.writes) await this.writes.add(completeWithState);
-    else this.transaction(completeWithState);
+    await this.write(completeWithState);
   }
 
   /** Stops the purge timer, and closes the database if the store opened it. */
@@ -392,6 +388,11 @@ export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     if (this.owned) this.database.close();
+  }
+
+  /** Runs `fn` in the turn's shared transaction, or (with `batch: false`) in one of its own. */
+  private async write<T>(fn: () => T): Promise<T> {
+    return this.writes ? ((await this.writes.add(fn)) as T) : this.transaction(fn);
   }
 
   /** Runs `fn` under SQLite's write lock, so a claim is atomic across processes. */
