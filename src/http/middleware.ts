@@ -316,13 +316,16 @@ function log(config: Config, route: RouteSpec, outcome: Outcome, durationMs: num
     fields.secretIndex = outcome.event.secretIndex;
   }
   if (outcome.error) fields.errorType = outcome.error.type;
-  if (outcome.status >= 500 || outcome.kind === 'failed') {
+  // A 200 can carry a 5xx error: the handler ran but the store did not record it, so the key stays
+  // leased and redeliveries get 409 until the lease ends. An operator must see that.
+  const unrecorded = outcome.status < 500 && outcome.error !== undefined && outcome.error.status >= 500;
+  if (outcome.status >= 500 || outcome.kind === 'failed' || unrecorded) {
     if (outcome.error) {
       // A handler's or driver's own message may quote the event: scrub its payer data.
       const err = describe(outcome.error.cause ?? outcome.error);
       fields.err = { name: err.name, message: redactText(err.message, payerValues(outcome.event)) };
     }
-    config.logger.error(fields, 'caibo callback failed');
+    config.logger.error(fields, unrecorded ? 'caibo callback handled, but the store did not record it' : 'caibo callback failed');
   } else if (outcome.status >= 400) {
     config.logger.warn(fields, 'caibo callback refused');
   } else {

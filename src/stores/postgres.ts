@@ -311,12 +311,15 @@ SELECT EXISTS (SELECT 1 FROM taken) AS claimed,
       getState: `SELECT state FROM ${st} WHERE payment_request_id = $1 AND expires_at > clock_timestamp()`,
       setState: `INSERT INTO ${st} (payment_request_id, state, expires_at) VALUES ($1, $2, ${expiry})
 ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at`,
-      // One statement, so one commit: a data-modifying CTE runs to completion whether or not the
-      // main statement reads it.
+      // One statement, so one commit. Every statement locks key rows (in key order) before
+      // state rows (in id order), so no two of them wait for each other: the INSERT's gate reads
+      // the UPDATE's result, which makes the UPDATE run first. (Left unread, a data-modifying CTE
+      // runs after the main statement.)
       completeWithState: `WITH completed AS (
-  UPDATE ${t} SET done = true, expires_at = ${expiry} WHERE key = $1 AND token = $2 AND NOT done
+  UPDATE ${t} SET done = true, expires_at = ${expiry} WHERE key = $1 AND token = $2 AND NOT done RETURNING 1
 )
-INSERT INTO ${st} (payment_request_id, state, expires_at) VALUES ($4, $5, ${expiry})
+INSERT INTO ${st} (payment_request_id, state, expires_at)
+SELECT $4::text, $5::jsonb, ${expiry} WHERE (SELECT count(*) FROM completed) >= 0
 ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at`,
       // The batch forms take arrays (one element per event, keys distinct). Rows are inserted in
       // key order, so two batches that share a key (two copies of one event) lock in the same
@@ -333,14 +336,22 @@ ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_a
 SELECT input.key, taken.key IS NOT NULL AS claimed, (c.done AND c.expires_at > clock_timestamp()) AS done
 FROM input LEFT JOIN taken ON taken.key = input.key LEFT JOIN ${t} c ON c.key = input.key`,
       // Completions fenced by token, and the final states (ids distinct) of those that have one.
-      completeBatch: `WITH completed AS (
-  UPDATE ${t} AS c SET done = true, expires_at = clock_timestamp() + u.ms * interval '1 millisecond'
-  FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(key, token, ms)
-  WHERE c.key = u.key AND c.token = u.token AND NOT c.done
+      // An UPDATE locks its rows in whatever order its plan reads them, which would deadlock
+      // against a claim batch locking copies of the same keys in key order: the rows are locked
+      // first, in key order (a locking SELECT sorts, then locks), and the states after them.
+      completeBatch: `WITH locked AS MATERIALIZED (
+  SELECT c.key, u.token, u.ms FROM ${t} AS c
+  JOIN unnest($1::text[], $2::text[], $3::float8[]) AS u(key, token, ms) ON c.key = u.key AND c.token = u.token
+  WHERE NOT c.done ORDER BY c.key FOR UPDATE OF c
+), completed AS (
+  UPDATE ${t} AS c SET done = true, expires_at = clock_timestamp() + l.ms * interval '1 millisecond'
+  FROM locked AS l WHERE c.key = l.key AND c.token = l.token AND NOT c.done
+  RETURNING 1
 )
 INSERT INTO ${st} (payment_request_id, state, expires_at)
 SELECT id, state::jsonb, clock_timestamp() + ms * interval '1 millisecond'
-FROM unnest($4::text[], $5::text[], $6::float8[]) AS s(id, state, ms) ORDER BY id
+FROM unnest($4::text[], $5::text[], $6::float8[]) AS s(id, state, ms)
+WHERE (SELECT count(*) FROM completed) >= 0 ORDER BY id
 ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at`,
       purgeStates: `DELETE FROM ${st} WHERE payment_request_id IN (
   SELECT payment_request_id FROM ${st} WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED

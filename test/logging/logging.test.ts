@@ -4,6 +4,8 @@ import pino from 'pino';
 import { harness, signed, type Harness } from '../helpers/callbacks';
 import { SECRET } from '../helpers/callbacks';
 import { sampleNotification } from '../../src/testing';
+import { MemoryStore } from '../../src/stores/memory';
+import type { CallbackStore } from '../../src/stores/types';
 
 /** A stream that keeps everything written to it. */
 function capture(): { stream: Writable; text: () => string } {
@@ -88,6 +90,37 @@ describe('one log line per callback attempt', () => {
     expect(attempts[2]).not.toHaveProperty('key');
     expect(attempts[4]).toMatchObject({ key: '80000000000000004:700004:1:1', err: { name: 'Error' } });
     assertNoSecrets(out.text(), signatures);
+  });
+
+  it('logs at error level a 200 whose completion the store failed to record (its key stays leased)', async () => {
+    const out = capture();
+    const logger = pino({ level: 'info', base: undefined }, out.stream);
+    const memory = new MemoryStore();
+    const store: CallbackStore = {
+      claim: (key, opts) => memory.claim(key, opts),
+      complete: () => Promise.reject(new Error('connection reset while writing')),
+      release: (key, token) => memory.release(key, token),
+    };
+    h = await harness('express5', { logger, store: store as never, onStatus: onStatus as never });
+    const req = signed(notification(1));
+    await h.http().post('/callbacks/caibo').set(req.headers).send(req.body).expect(200);
+    const attempts = out
+      .text()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((l) => typeof l.route === 'string');
+    expect(attempts).toEqual([
+      expect.objectContaining({
+        level: 50,
+        outcome: 'handled',
+        status: 200,
+        errorType: 'store.unavailable',
+        err: expect.objectContaining({ message: 'connection reset while writing' }),
+        msg: 'caibo callback handled, but the store did not record it',
+      }),
+    ]);
+    await memory.close();
   });
 
   it('with console: the same fields, and nothing private either', async () => {

@@ -170,6 +170,42 @@ describe('PostgresStore group commit', () => {
     await store.close();
   });
 
+  it('never deadlocks a completion batch against a claim batch of copies, whatever order the calls came in', async () => {
+    // Two app processes: one completes its events while the other claims copies of them. Each
+    // statement locks the rows of many keys; unless both lock in one order, they deadlock, and
+    // PostgreSQL cancels one (a 503, or a completion lost after its handler ran).
+    const table = `batch_${++tables}`;
+    const other = new Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test', max: 10 });
+    other.on('error', () => undefined);
+    const a = new PostgresStore({ pool, schema, table, purgeIntervalMs: 0 });
+    const b = new PostgresStore({ pool: other, schema, table, purgeIntervalMs: 0 });
+    await a.init();
+    for (let round = 0; round < 8; round++) {
+      const keys = Array.from({ length: 300 }, (_, i) => `r${round}-k${String(i).padStart(3, "0")}`);
+      // One by one in reverse, so the table holds them against key order (as events arriving
+      // over time leave it), whatever order a statement scans them in.
+      const claims: Awaited<ReturnType<PostgresStore['claim']>>[] = [];
+      for (const key of [...keys].reverse()) claims.unshift(await a.claim(key, { leaseMs: 60_000 }));
+      const settled = await Promise.allSettled([
+        ...keys
+          .map((key, i) => ({ key, token: (claims[i] as { token: string }).token, i }))
+          .reverse()
+          .map(({ key, token, i }) =>
+            i % 2 === 0 ? a.completeWithState(key, token, `pr-${round}-${299 - i}`, paid(key), { retentionMs: 60_000 }) : a.complete(key, token, { retentionMs: 60_000 }),
+          ),
+        ...keys.map((key) => b.claim(key, { leaseMs: 60_000 })),
+      ]);
+      expect(settled.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+      const copies = settled.slice(300).map((r) => (r as PromiseFulfilledResult<{ status: string }>).value.status);
+      expect(copies.filter((status) => status !== 'in_flight' && status !== 'done')).toEqual([]);
+      const done = (await pool.query(`SELECT count(*)::int AS n FROM ${a.tableName} WHERE key LIKE $1 AND done`, [`r${round}-%`])).rows[0].n;
+      expect(done).toBe(300);
+    }
+    await pool.query(`DROP TABLE ${a.tableName}, ${a.statesTableName}, ${a.inboxTableName}`);
+    await Promise.all([a.close(), b.close()]);
+    await other.end();
+  }, 60_000);
+
   it('refuses a malformed batch option', () => {
     expect(() => new PostgresStore({ pool, batch: { maxSize: 0 } })).toThrow(/batch.maxSize must be an integer of at least 1, got 0/);
     expect(() => new PostgresStore({ pool, batch: { maxInFlight: 1.5 } })).toThrow(/batch.maxInFlight must be an integer/);
