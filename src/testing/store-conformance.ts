@@ -68,6 +68,11 @@ export interface StoreConformanceOptions<S extends CallbackStore = CallbackStore
    */
   paymentStates?: boolean;
   /**
+   * With `paymentStates`, also check `completeWithState` (complete a key and record its final
+   * state in one step). Set it when the store implements it. Defaults to `false`.
+   */
+  completeWithState?: boolean;
+  /**
    * Also check the deferred-mode inbox (`enqueue`, `lease`, `ack`, `fail`, `list`, `replay`).
    * Set it when the store implements them. `lease` takes any due record, so for these checks
    * `createStore` must give each test an inbox of its own (a fresh prefix, table or file); the
@@ -355,33 +360,38 @@ export function runStoreConformance<S extends CallbackStore>(options: StoreConfo
         expect(await states.getPaymentState(a)).toEqual(state('k2', 'cancelled'));
       });
 
-      test('payment states: completeWithState, where offered, completes the key (token-fenced) and records the state', async (store) => {
+      const withCompleteWithState = (store: S): Required<PaymentStateStore> => {
         const states = asStates(store);
-        if (typeof states.completeWithState !== 'function') return;
-        const key = keyFor('cws');
-        const id = keyFor('pr-cws');
-        const token = await claimToken(store, key);
-        await states.completeWithState(key, token, id, state(key), { retentionMs: LONG_MS });
-        expect(await statusOf(store, key)).toBe('done');
-        expect(await states.getPaymentState(id)).toEqual(state(key));
-        // A stale token completes nothing; the state is still recorded, as setPaymentState would.
-        const other = keyFor('cws-fenced');
-        await claimToken(store, other);
-        await states.completeWithState(other, 'not-the-token', id, state(other, 'cancelled'), { retentionMs: LONG_MS });
-        expect(await statusOf(store, other)).toBe('in_flight');
-        expect(await states.getPaymentState(id)).toEqual(state(other, 'cancelled'));
-      });
+        expect(typeof states.completeWithState).toBe('function');
+        return states as Required<PaymentStateStore>;
+      };
+      if (options.completeWithState) {
+        test('payment states: completeWithState completes the key (token-fenced) and records the state', async (store) => {
+          const states = withCompleteWithState(store);
+          const key = keyFor('cws');
+          const id = keyFor('pr-cws');
+          const token = await claimToken(store, key);
+          await states.completeWithState(key, token, id, state(key), { retentionMs: LONG_MS });
+          expect(await statusOf(store, key)).toBe('done');
+          expect(await states.getPaymentState(id)).toEqual(state(key));
+          // A stale token completes nothing; the state is still recorded, as setPaymentState would.
+          const other = keyFor('cws-fenced');
+          await claimToken(store, other);
+          await states.completeWithState(other, 'not-the-token', id, state(other, 'cancelled'), { retentionMs: LONG_MS });
+          expect(await statusOf(store, other)).toBe('in_flight');
+          expect(await states.getPaymentState(id)).toEqual(state(other, 'cancelled'));
+        });
 
-      test('payment states: concurrent completeWithState calls each complete their key and record their state', async (store) => {
-        const states = asStates(store);
-        if (typeof states.completeWithState !== 'function') return;
-        const keys = Array.from({ length: 12 }, (_, i) => keyFor(`cws-many-${i}`));
-        const ids = keys.map((_, i) => keyFor(`pr-cws-many-${i}`));
-        const tokens = await Promise.all(keys.map((key) => claimToken(store, key)));
-        await Promise.all(keys.map((key, i) => states.completeWithState!(key, tokens[i]!, ids[i]!, state(key), { retentionMs: LONG_MS })));
-        expect(await Promise.all(keys.map((key) => statusOf(store, key)))).toEqual(keys.map(() => 'done'));
-        expect(await Promise.all(ids.map((id) => states.getPaymentState(id)))).toEqual(keys.map((key) => state(key)));
-      });
+        test('payment states: concurrent completeWithState calls each complete their key and record their state', async (store) => {
+          const states = withCompleteWithState(store);
+          const keys = Array.from({ length: 12 }, (_, i) => keyFor(`cws-many-${i}`));
+          const ids = keys.map((_, i) => keyFor(`pr-cws-many-${i}`));
+          const tokens = await Promise.all(keys.map((key) => claimToken(store, key)));
+          await Promise.all(keys.map((key, i) => states.completeWithState(key, tokens[i]!, ids[i]!, state(key), { retentionMs: LONG_MS })));
+          expect(await Promise.all(keys.map((key) => statusOf(store, key)))).toEqual(keys.map(() => 'done'));
+          expect(await Promise.all(ids.map((id) => states.getPaymentState(id)))).toEqual(keys.map((key) => state(key)));
+        });
+      }
 
       test('payment states: forgotten once their retention has passed', async (store) => {
         const states = asStates(store);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { MemoryStore } from '../../src/stores/memory';
-import type { CallbackStore, ClaimOptions, ClaimResult, CompleteOptions, InboxRecord, LeasedRecord } from '../../src/stores/types';
+import type { CallbackStore, ClaimOptions, ClaimResult, CompleteOptions, InboxRecord, LeasedRecord, PaymentState } from '../../src/stores/types';
 import { runStoreConformance } from '../../src/testing';
 
 /**
@@ -260,5 +260,74 @@ describe('runStoreConformance with inbox: true', () => {
     ['list-newest-first', [DUPLICATES, DUE, LIST]],
   ])('fails an inbox with the flaw %s, in exactly the checks that cover it', async (flaw, expected) => {
     expect((await failingInbox(flaw)).sort()).toEqual([...expected].sort());
+  });
+});
+
+/**
+ * The `completeWithState` checks (`completeWithState: true`) exist only for a store that declares
+ * the method, and fail one that declares it and lacks it or gets it wrong. Each variant is a
+ * MemoryStore (which has no such method of its own) with one added.
+ */
+type StatesVariant = 'correct' | 'missing' | 'unfenced' | 'drops-state';
+
+class WithCompleteWithState extends MemoryStore {
+  completeWithState?: (key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions) => Promise<void>;
+  constructor(variant: StatesVariant) {
+    super();
+    if (variant === 'missing') return;
+    this.completeWithState = async (key, token, paymentRequestId, state, opts) => {
+      // The unfenced variant completes the key with whatever token holds it, not the caller's.
+      const leases = (this as unknown as { leases: Map<string, { token: string }> }).leases;
+      await this.complete(key, variant === 'unfenced' ? (leases.get(key)?.token ?? token) : token, opts);
+      if (variant !== 'drops-state') await this.setPaymentState(paymentRequestId, state, opts);
+    };
+  }
+}
+
+function collectStates(variant: StatesVariant, declared: boolean): Collected[] {
+  const tests: Collected[] = [];
+  runStoreConformance({
+    name: variant,
+    describe: (_name, fn) => fn(),
+    it: (name, fn) => {
+      if (name.includes('completeWithState')) tests.push({ name, fn });
+    },
+    expect,
+    createStore: () => new WithCompleteWithState(variant),
+    paymentStates: true,
+    completeWithState: declared,
+    timing: { leaseMs: 30, retentionMs: 30, slackMs: 20 },
+  });
+  return tests;
+}
+
+async function failingStates(variant: StatesVariant): Promise<string[]> {
+  const failed: string[] = [];
+  for (const test of collectStates(variant, true)) {
+    try {
+      await test.fn();
+    } catch {
+      failed.push(test.name);
+    }
+  }
+  return failed;
+}
+
+const CWS_ONE = 'payment states: completeWithState completes the key (token-fenced) and records the state';
+const CWS_MANY = 'payment states: concurrent completeWithState calls each complete their key and record their state';
+
+describe('runStoreConformance with completeWithState: true', () => {
+  it('registers the completeWithState checks only when asked', () => {
+    expect(collectStates('correct', true).map((t) => t.name)).toEqual([CWS_ONE, CWS_MANY]);
+    expect(collectStates('correct', false)).toEqual([]);
+  });
+
+  it.each<[StatesVariant, string[]]>([
+    ['correct', []],
+    ['missing', [CWS_ONE, CWS_MANY]],
+    ['unfenced', [CWS_ONE]],
+    ['drops-state', [CWS_ONE, CWS_MANY]],
+  ])('with completeWithState %s, fails exactly %j', async (variant, expected) => {
+    expect(await failingStates(variant)).toEqual(expected);
   });
 });

@@ -29,6 +29,7 @@ runStoreConformance({
   },
   timing: { leaseMs: 200, retentionMs: 200, slackMs: 60 },
   paymentStates: true,
+  completeWithState: true,
   inbox: true,
 });
 
@@ -45,6 +46,7 @@ runStoreConformance({
   },
   timing: { leaseMs: 200, retentionMs: 200, slackMs: 60 },
   paymentStates: true,
+  completeWithState: true,
 });
 
 // Small batches, so concurrent operations are split over several statements running at once, and
@@ -60,6 +62,7 @@ runStoreConformance({
   },
   timing: { leaseMs: 200, retentionMs: 200, slackMs: 60 },
   paymentStates: true,
+  completeWithState: true,
 });
 
 interface SentStatement {

@@ -35,6 +35,7 @@ runStoreConformance({
   createStore: () => new RedisStore({ client: ioredis, prefix: `${prefix}io:${++stores}:` }),
   timing,
   paymentStates: true,
+  completeWithState: true,
   inbox: true,
 });
 
@@ -46,6 +47,7 @@ runStoreConformance({
   createStore: () => new RedisStore({ client: nodeRedis, prefix: `${prefix}node:${++stores}:` }),
   timing,
   paymentStates: true,
+  completeWithState: true,
   inbox: true,
 });
 

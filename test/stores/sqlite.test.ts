@@ -17,6 +17,7 @@ runStoreConformance({
   createStore: () => new SqliteStore({ path: path.join(dir, `conf-${++files}.sqlite`) }),
   timing: { leaseMs: 150, retentionMs: 150, slackMs: 40 },
   paymentStates: true,
+  completeWithState: true,
   inbox: true,
 });
 
@@ -31,6 +32,7 @@ runStoreConformance({
   },
   timing: { leaseMs: 150, retentionMs: 150, slackMs: 40 },
   paymentStates: true,
+  completeWithState: true,
   inbox: true,
 });
 
@@ -43,6 +45,7 @@ runStoreConformance({
   createStore: () => new SqliteStore({ path: path.join(dir, `conf-${++files}.sqlite`), batch: { maxSize: 3 } }),
   timing: { leaseMs: 150, retentionMs: 150, slackMs: 40 },
   paymentStates: true,
+  completeWithState: true,
 });
 
 /**
