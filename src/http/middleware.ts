@@ -325,7 +325,7 @@ function log(config: Config, route: RouteSpec, outcome: Outcome, durationMs: num
       const err = describe(outcome.error.cause ?? outcome.error);
       fields.err = { name: err.name, message: redactText(err.message, payerValues(outcome.event)) };
     }
-    config.logger.error(fields, unrecorded ? 'caibo callback handled, but the store did not record it' : 'caibo callback failed');
+    config.logger.error(fields, unrecorded ? 'caibo callback answered 200, but the store did not record its completion' : 'caibo callback failed');
   } else if (outcome.status >= 400) {
     config.logger.warn(fields, 'caibo callback refused');
   } else {

@@ -360,12 +360,13 @@ export function runStoreConformance<S extends CallbackStore>(options: StoreConfo
         expect(await states.getPaymentState(a)).toEqual(state('k2', 'cancelled'));
       });
 
-      const withCompleteWithState = (store: S): Required<PaymentStateStore> => {
-        const states = asStates(store);
-        expect(typeof states.completeWithState).toBe('function');
-        return states as Required<PaymentStateStore>;
-      };
       if (options.completeWithState) {
+        const withCompleteWithState = (store: S): Required<PaymentStateStore> => {
+          const states = asStates(store);
+          expect(typeof states.completeWithState).toBe('function');
+          return states as Required<PaymentStateStore>;
+        };
+
         test('payment states: completeWithState completes the key (token-fenced) and records the state', async (store) => {
           const states = withCompleteWithState(store);
           const key = keyFor('cws');

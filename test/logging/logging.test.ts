@@ -19,6 +19,15 @@ function capture(): { stream: Writable; text: () => string } {
   return { stream, text: () => chunks.join('') };
 }
 
+/** The JSON log lines of callback attempts (those with a route) in pino's output. */
+function attemptLines(output: string): Record<string, unknown>[] {
+  return output
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => typeof line.route === 'string');
+}
+
 // Payer data that must never reach a log line, distinctive enough to search for.
 const PAYER = {
   clientName: 'Zebulon Payerson',
@@ -69,12 +78,7 @@ describe('one log line per callback attempt', () => {
     const logger = pino({ level: 'info', base: undefined }, out.stream);
     h = await harness('express5', { secret: ['caibo_test_sk_old_0000', SECRET], logger, onStatus: onStatus as never });
     const signatures = await sendMix(h);
-    const lines = out
-      .text()
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-    const attempts = lines.filter((l) => typeof l.route === 'string');
+    const attempts = attemptLines(out.text());
     expect(attempts.map((l) => [l.route, l.outcome, l.status, l.errorType ?? null])).toEqual([
       ['/caibo', 'handled', 200, null],
       ['/caibowh', 'duplicate', 200, null],
@@ -104,12 +108,7 @@ describe('one log line per callback attempt', () => {
     h = await harness('express5', { logger, store: store as never, onStatus: onStatus as never });
     const req = signed(notification(1));
     await h.http().post('/callbacks/caibo').set(req.headers).send(req.body).expect(200);
-    const attempts = out
-      .text()
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((l) => typeof l.route === 'string');
+    const attempts = attemptLines(out.text());
     expect(attempts).toEqual([
       expect.objectContaining({
         level: 50,
@@ -117,7 +116,7 @@ describe('one log line per callback attempt', () => {
         status: 200,
         errorType: 'store.unavailable',
         err: expect.objectContaining({ message: 'connection reset while writing' }),
-        msg: 'caibo callback handled, but the store did not record it',
+        msg: 'caibo callback answered 200, but the store did not record its completion',
       }),
     ]);
     await memory.close();
@@ -142,12 +141,7 @@ describe('one log line per callback attempt', () => {
     const logger = pino({ level: 'trace' }, out.stream).child({ component: 'payments' });
     h = await harness('express4', { logger, onStatus: onStatus as never });
     const signatures = await sendMix(h);
-    const attempts = out
-      .text()
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((l) => typeof l.route === 'string');
+    const attempts = attemptLines(out.text());
     expect(attempts).toHaveLength(5);
     expect(attempts.every((l) => l.component === 'payments')).toBe(true);
     assertNoSecrets(out.text(), signatures);
