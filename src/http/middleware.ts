@@ -9,7 +9,7 @@ import { CallbackMetrics, type MetricsSnapshot } from '../metrics';
 import { markOutcome } from './outcome-header';
 import { isHttps } from '../security/https';
 import { redactText } from '../security/redact';
-import { requestWarnings, startupWarnings } from '../security/warnings';
+import { ProbedApps, requestWarnings, startupWarnings } from '../security/warnings';
 import type { CaiboEvent } from '../core/events';
 import { clientIp } from './client-ip';
 import { readBody, type MaybeParsedRequest } from './read-body';
@@ -84,7 +84,7 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
     allowAll: Object.values(config.providers).some((p) => p.allowlist === config.defaultPolicy.allowlist && p.allowlist.allowAll),
     production: process.env.NODE_ENV === 'production',
   });
-  const checkedApps = new WeakSet<object>();
+  const probedApps = new ProbedApps();
   let closed = false;
   const inflight = new Set<Promise<void>>();
   const scheduler = config.reconcileEvery === undefined ? undefined : new ReconcileScheduler(config, config.reconcileEvery);
@@ -126,7 +126,7 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
       }
       return;
     }
-    requestWarnings(config.warner, req as Parameters<typeof requestWarnings>[1], checkedApps);
+    requestWarnings(config.warner, req as Parameters<typeof requestWarnings>[1], probedApps);
     const work: Promise<void> = handle(runtime, route, path, query, req, res)
       .catch((error: unknown) => {
         // Unreachable by design (the pipeline turns failures into outcomes); kept so a bug answers 500, not a hang.

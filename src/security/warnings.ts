@@ -58,18 +58,33 @@ function setting(req: ExpressLikeRequest, name: string): unknown {
   return typeof req.app?.get === 'function' ? req.app.get(name) : undefined;
 }
 
+/** The Express apps whose `trust proxy` was probed. */
+export class ProbedApps {
+  // Nearly every request comes through one app: a comparison instead of a WeakSet lookup.
+  private last: object | undefined;
+  private readonly all = new WeakSet<object>();
+
+  /** Whether `app` is seen for the first time (it is then recorded). */
+  firstTime(app: object): boolean {
+    if (app === this.last) return false;
+    this.last = app;
+    if (this.all.has(app)) return false;
+    this.all.add(app);
+    return true;
+  }
+}
+
 /**
  * Checks made per request (the trust function once per app), under Express only (`req.app.get`): a
  * `trust proxy` that trusts every hop lets anyone choose `req.ip` with `X-Forwarded-For`, and an
  * `X-Forwarded-For` header while `trust proxy` is off usually means a proxy the app does not know about.
  */
-export function requestWarnings(warner: Warner, req: ExpressLikeRequest, checkedApps: WeakSet<object>): void {
+export function requestWarnings(warner: Warner, req: ExpressLikeRequest, probed: ProbedApps): void {
   const app = req.app;
   if (app === undefined || typeof app.get !== 'function') return;
-  const trust = setting(req, 'trust proxy');
   // The trust function is probed once per app: settings are made before the app listens.
-  if (!checkedApps.has(app)) {
-    checkedApps.add(app);
+  if (probed.firstTime(app)) {
+    const trust = setting(req, 'trust proxy');
     const fn = setting(req, 'trust proxy fn');
     const permissive =
       trust === true || (typeof fn === 'function' && PROBES.some((ip) => (fn as (a: string, i: number) => unknown)(ip, 1024) === true));
@@ -81,7 +96,8 @@ export function requestWarnings(warner: Warner, req: ExpressLikeRequest, checked
       );
     }
   }
-  if (trust === false && req.headers['x-forwarded-for'] !== undefined) {
+  // The header first: reading an Express setting on every request shows in the profile.
+  if (req.headers['x-forwarded-for'] !== undefined && setting(req, 'trust proxy') === false) {
     warner.warn(
       'ERR_CAIBO_UNEXPECTED_X_FORWARDED_FOR',
       "A request carried X-Forwarded-For but the Express 'trust proxy' setting is false, so the header is ignored and allowIps sees the socket address. " +

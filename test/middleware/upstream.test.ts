@@ -6,8 +6,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import bodyParser from 'body-parser';
 import express from 'express';
+import request from 'supertest';
+import { caiboCallbacks } from '../../src';
 import { sampleNotification } from '../../src/testing';
-import { errorTypes, FRAMEWORKS, harness, post, rejectedTypes, signed, until, type Framework, type Harness } from '../helpers/callbacks';
+import { errorTypes, FRAMEWORKS, harness, post, rejectedTypes, SECRET, signed, until, type Framework, type Harness } from '../helpers/callbacks';
 
 const express4 = require('express4') as typeof express;
 
@@ -172,6 +174,28 @@ describe('trust proxy', () => {
     expect(rejectedTypes(h)).toEqual(['ip.forbidden']);
     expect(h.rejected[0]!.context.clientIp).toBe('198.51.100.1');
     expect(h.handled).toHaveLength(1);
+  });
+
+  it.each([
+    ['express5', express],
+    ['express4', express4],
+  ] as const)('%s: in a sub-app, follows the trust proxy setting it inherits from the parent app', async (_name, framework) => {
+    const seen: (string | undefined)[] = [];
+    const parent = framework();
+    parent.set('trust proxy', 'loopback');
+    const sub = framework();
+    sub.use('/callbacks', caiboCallbacks({ secret: SECRET, allowIps: ['203.0.113.7'], onStatus: (_event, context) => void seen.push(context.clientIp) }));
+    parent.use('/shop', sub);
+    const send = (transactionId: string, forwardedFor: string) => {
+      const req = signed(sampleNotification({ transactionId }), { headers: { 'X-Forwarded-For': forwardedFor } });
+      return request(parent).post('/shop/callbacks/caibo').set(req.headers).send(req.body);
+    };
+    expect((await send('1', '203.0.113.7')).status).toBe(200);
+    expect((await send('2', '198.51.100.1')).status).toBe(403);
+    // Turned off later, the parent's setting is what the sub-app sees: a forged hop is ignored.
+    parent.set('trust proxy', false);
+    expect((await send('3', '203.0.113.7')).status).toBe(403);
+    expect(seen).toEqual(['203.0.113.7']);
   });
 
   it.each(FRAMEWORKS)('%s: ignores a spoofed X-Forwarded-For without trust proxy', async (framework) => {

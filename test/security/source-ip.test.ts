@@ -4,6 +4,7 @@
  */
 import { caiboCallbacks } from '../../src';
 import { compileAllowlist } from '../../src/security/ip-allowlist';
+import { ProbedApps, requestWarnings } from '../../src/security/warnings';
 import { formBody, sampleNotification, signPayload } from '../../src/testing';
 import { SECRET, send, startServer, type Framework, type SecurityServer } from './support';
 
@@ -214,5 +215,39 @@ describe('misconfiguration warnings', () => {
       caiboCallbacks({ secret: SECRET, onStatus: () => undefined, logger });
       expect(lines).toEqual([]);
     });
+  });
+});
+
+describe('requestWarnings probes each app once', () => {
+  /** An Express-like app whose settings reads are counted. */
+  const fakeApp = (trustProxy: unknown, trustFn: (addr: string, hop: number) => boolean) => {
+    const reads: string[] = [];
+    const settings: Record<string, unknown> = { 'trust proxy': trustProxy, 'trust proxy fn': trustFn };
+    return { reads, get: (name: string) => (reads.push(name), settings[name]) };
+  };
+  const requestTo = (app: object, headers: Record<string, string> = {}) => ({ app, headers }) as unknown as Parameters<typeof requestWarnings>[1];
+
+  it('warns for a permissive app met after a safe one, and reads no setting again for an app it has probed', () => {
+    const codes: string[] = [];
+    const warner = { warn: (code: string) => void codes.push(code) };
+    const probed = new ProbedApps();
+    const safe = fakeApp('loopback', (addr) => addr === '127.0.0.1');
+    const open = fakeApp(true, () => true);
+    for (const app of [safe, safe, open, safe, open]) requestWarnings(warner, requestTo(app), probed);
+    expect(codes).toEqual(['ERR_CAIBO_PERMISSIVE_TRUST_PROXY']);
+    expect(safe.reads).toEqual(['trust proxy', 'trust proxy fn']);
+    expect(open.reads).toEqual(['trust proxy', 'trust proxy fn']);
+  });
+
+  it('reads trust proxy per request only when X-Forwarded-For is there', () => {
+    const codes: string[] = [];
+    const probed = new ProbedApps();
+    const app = fakeApp(false, () => false);
+    requestWarnings({ warn: (code) => void codes.push(code) }, requestTo(app), probed);
+    requestWarnings({ warn: (code) => void codes.push(code) }, requestTo(app), probed);
+    expect(app.reads).toHaveLength(2);
+    requestWarnings({ warn: (code) => void codes.push(code) }, requestTo(app, { 'x-forwarded-for': '203.0.113.9' }), probed);
+    expect(app.reads).toHaveLength(3);
+    expect(codes).toEqual(['ERR_CAIBO_UNEXPECTED_X_FORWARDED_FOR']);
   });
 });
