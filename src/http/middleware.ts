@@ -12,6 +12,7 @@ import { redactText } from '../security/redact';
 import { ProbedApps, requestWarnings, startupWarnings } from '../security/warnings';
 import type { CaiboEvent } from '../core/events';
 import { clientIp } from './client-ip';
+import { InFlight } from './in-flight';
 import { readBody, type MaybeParsedRequest } from './read-body';
 import { respond } from './respond';
 import { silentLogger } from '../logger';
@@ -86,7 +87,7 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
   });
   const probedApps = new ProbedApps();
   let closed = false;
-  const inflight = new Set<Promise<void>>();
+  const inflight = new InFlight();
   const scheduler = config.reconcileEvery === undefined ? undefined : new ReconcileScheduler(config, config.reconcileEvery);
   const worker = config.deferred === null ? undefined : new DeferredWorker(config, config.deferred);
   const metrics = new CallbackMetrics();
@@ -127,14 +128,13 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
       return;
     }
     requestWarnings(config.warner, req as Parameters<typeof requestWarnings>[1], probedApps);
-    const work: Promise<void> = handle(runtime, route, path, query, req, res)
-      .catch((error: unknown) => {
-        // Unreachable by design (the pipeline turns failures into outcomes); kept so a bug answers 500, not a hang.
-        config.logger.error({ err: describe(error) }, 'caibo-callbacks: unexpected failure');
-        respond(res, errorOutcome(new CallbackError('handler.failed', 'Unexpected failure', { cause: error })));
-      })
-      .finally(() => inflight.delete(work));
-    inflight.add(work);
+    inflight.start();
+    handle(runtime, route, path, query, req, res).then(inflight.end, (error: unknown) => {
+      inflight.end();
+      // Unreachable by design (the pipeline turns failures into outcomes); kept so a bug answers 500, not a hang.
+      config.logger.error({ err: describe(error) }, 'caibo-callbacks: unexpected failure');
+      respond(res, errorOutcome(new CallbackError('handler.failed', 'Unexpected failure', { cause: error })));
+    });
   } as CaiboCallbacksRouter;
 
   router.close = async ({ timeoutMs = 10_000 } = {}) => {
@@ -145,7 +145,7 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
       timer = setTimeout(resolve, timeoutMs);
       timer.unref();
     });
-    await Promise.race([Promise.allSettled([...inflight, worker?.close()]), deadline]);
+    await Promise.race([Promise.allSettled([inflight.idle(), worker?.close()]), deadline]);
     clearTimeout(timer);
     worker?.abortAll();
     await config.store.close?.();
