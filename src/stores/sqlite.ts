@@ -53,8 +53,9 @@ interface CommonOptions {
    * Group commit: the claims and completions that concurrent requests make in one turn of the
    * event loop run in one transaction, so one commit (one WAL append) serves many events. Each
    * event keeps its own outcome; if the transaction fails, only its operations fail (a failed
-   * claim: 503), and none of their writes is kept. A request alone still runs on the same turn. `false` gives each operation its own transaction.
-   * Defaults to `{ maxSize: 100 }` operations per transaction.
+   * claim: 503), and none of their writes is kept. A request alone still runs on the same turn.
+   * `false` gives each operation its own transaction. Defaults to `{ maxSize: 100 }` operations
+   * per transaction.
    */
   batch?: false | { maxSize?: number };
 }
@@ -140,8 +141,8 @@ export function sqliteStoreSchema(options: { table?: string } = {}): string {
 }
 
 /**
- * A dedupe store in a SQLite file (better-sqlite3 12 on Node 20, 13 on Node 22+): survives restarts with no server to run.
- * The persistent default for a single machine; several processes on that machine may share the
+ * A dedupe store in a SQLite file (better-sqlite3 12 on Node 20, 13 on Node 22+): survives
+ * restarts with no server to run. The persistent default for a single machine; several processes on that machine may share the
  * file. Writes run in short `BEGIN IMMEDIATE` transactions (the claims and completions of one
  * event-loop turn share one), so claims from different processes are serialised by SQLite's
  * write lock. Its deferred-mode inbox (`<table>_inbox`) is durable, and workers in several
