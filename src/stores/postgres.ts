@@ -323,7 +323,9 @@ SELECT $4::text, $5::jsonb, ${expiry} WHERE (SELECT count(*) FROM completed) >= 
 ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at`,
       // The batch forms take arrays (one element per event, keys distinct). Rows are inserted in
       // key order, so two batches that share a key (two copies of one event) lock in the same
-      // order and never deadlock; a key in no row was taken by a concurrent claim.
+      // order and never deadlock; a key in no row was taken by a concurrent claim. A key not
+      // taken is looked up on its own (a correlated subquery: an index lookup in any plan; a join
+      // would become a scan of the whole table in a plan cached while the table was small).
       claimBatch: `WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(key, token, ms)
 ), taken AS (
@@ -333,19 +335,27 @@ ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_a
   WHERE c.expires_at <= clock_timestamp()
   RETURNING c.key
 )
-SELECT input.key, taken.key IS NOT NULL AS claimed, (c.done AND c.expires_at > clock_timestamp()) AS done
-FROM input LEFT JOIN taken ON taken.key = input.key LEFT JOIN ${t} c ON c.key = input.key`,
+SELECT input.key, taken.key IS NOT NULL AS claimed,
+  CASE WHEN taken.key IS NULL THEN (SELECT c.done AND c.expires_at > clock_timestamp() FROM ${t} AS c WHERE c.key = input.key) END AS done
+FROM input LEFT JOIN taken ON taken.key = input.key`,
       // Completions fenced by token, and the final states (ids distinct) of those that have one.
-      // An UPDATE locks its rows in whatever order its plan reads them, which would deadlock
-      // against a claim batch locking copies of the same keys in key order: the rows are locked
-      // first, in key order (a locking SELECT sorts, then locks), and the states after them.
+      // Each key row is locked in key order (the sorted input drives a lateral lookup per key),
+      // as a claim batch locks copies of the same keys, so the two never deadlock; the state rows
+      // come after. The rows are then marked done through ON CONFLICT on the primary key: they
+      // exist and are locked, so every one conflicts and none is inserted.
+      // Why this shape: the statement is prepared, and PostgreSQL keeps the plan it made while
+      // the table was new and small. A join there becomes a sequential scan of the whole table
+      // on every batch as the table grows; a per-key lateral lookup and ON CONFLICT's arbiter
+      // index can only be index lookups.
       completeBatch: `WITH locked AS MATERIALIZED (
-  SELECT c.key, u.token, u.ms FROM ${t} AS c
-  JOIN unnest($1::text[], $2::text[], $3::float8[]) AS u(key, token, ms) ON c.key = u.key AND c.token = u.token
-  WHERE NOT c.done ORDER BY c.key FOR UPDATE OF c
+  SELECT l.key, u.token, u.ms
+  FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) AS i(key, token, ms) ORDER BY key) AS u
+  CROSS JOIN LATERAL (SELECT c.key FROM ${t} AS c WHERE c.key = u.key AND c.token = u.token AND NOT c.done FOR UPDATE) AS l
 ), completed AS (
-  UPDATE ${t} AS c SET done = true, expires_at = clock_timestamp() + l.ms * interval '1 millisecond'
-  FROM locked AS l WHERE c.key = l.key AND c.token = l.token AND NOT c.done
+  INSERT INTO ${t} AS c (key, token, done, expires_at)
+  SELECT key, token, true, clock_timestamp() + ms * interval '1 millisecond' FROM locked ORDER BY key
+  ON CONFLICT (key) DO UPDATE SET done = true, expires_at = EXCLUDED.expires_at
+  WHERE c.token = EXCLUDED.token AND NOT c.done
   RETURNING 1
 )
 INSERT INTO ${st} (payment_request_id, state, expires_at)

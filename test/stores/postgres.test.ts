@@ -236,6 +236,49 @@ describe('PostgresStore prepared statements', () => {
     expect(await onOneConnection({})).toBe(2);
   });
 
+  it('looks keys up through the primary key in every statement, even in plans made while the table was empty', async () => {
+    // A prepared statement keeps the plan PostgreSQL made for it early, when the table was new:
+    // a join to the key table planned then is a sequential scan of the whole table on every batch
+    // once it has grown. Generic plans are forced here, so every statement is planned at once,
+    // on an empty table.
+    const single = new Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test', max: 1, options: '-c plan_cache_mode=force_generic_plan' });
+    const store = new PostgresStore({ pool: single, schema, table: `plans_${++tables}`, purgeIntervalMs: 0 });
+    await store.init();
+    const keys = Array.from({ length: 6 }, (_, i) => `plan-k${i}`);
+    const claims = await Promise.all(keys.map((key) => store.claim(key, { leaseMs: 60_000 })));
+    await Promise.all(
+      keys.map((key, i) => {
+        const token = (claims[i] as { token: string }).token;
+        return i % 2 === 0 ? store.completeWithState(key, token, `pr-${i}`, paid(key), { retentionMs: 60_000 }) : store.complete(key, token, { retentionMs: 60_000 });
+      }),
+    );
+    // Copies of done keys: the claim batch looks up why it took nothing.
+    expect((await Promise.all(keys.map((key) => store.claim(key, { leaseMs: 60_000 })))).map((c) => c.status)).toEqual(keys.map(() => 'done'));
+    // One at a time: the single-key forms.
+    for (const withState of [false, true]) {
+      const claim = await store.claim(`plan-single-${withState}`, { leaseMs: 60_000 });
+      if (claim.status !== 'claimed') throw new Error('claim failed');
+      if (withState) await store.completeWithState(`plan-single-${withState}`, claim.token, 'pr-single', paid('x'), { retentionMs: 60_000 });
+      else await store.complete(`plan-single-${withState}`, claim.token, { retentionMs: 60_000 });
+    }
+
+    const { rows } = await single.query(`SELECT name, statement, parameter_types::text[] AS types FROM pg_prepared_statements WHERE name LIKE 'caibo_%'`);
+    // claim, complete and completeWithState, and the batch forms of claim and of completion.
+    expect(rows.length).toBe(5);
+    const dummy: Record<string, string> = { 'text[]': "'{}'", 'double precision[]': "'{}'", text: "'x'", 'double precision': '1', jsonb: "'{}'" };
+    const plans: string[] = [];
+    for (const row of rows as { name: string; statement: string; types: string[] }[]) {
+      const args = row.types.map((type) => dummy[type] ?? 'NULL').join(', ');
+      const explained = await single.query(`EXPLAIN (COSTS OFF) EXECUTE ${row.name}(${args})`);
+      plans.push(explained.rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n'));
+    }
+    for (const plan of plans) expect(plan).not.toMatch(/Seq Scan/);
+    expect(plans.join('\n')).toMatch(new RegExp(`Index Scan using ${store.tableName.split('.')[1]!.replace(/"/g, '')}_pkey`));
+    await single.query(`DROP TABLE ${store.tableName}, ${store.statesTableName}, ${store.inboxTableName}`);
+    await store.close();
+    await single.end();
+  });
+
   it('sends unnamed statements with preparedStatements: false', async () => {
     expect(await onOneConnection({ preparedStatements: false })).toBe(0);
     expect(() => new PostgresStore({ pool, preparedStatements: 'yes' as unknown as boolean })).toThrow(/preparedStatements must be true or false/);
