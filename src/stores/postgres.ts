@@ -304,10 +304,14 @@ SELECT EXISTS (SELECT 1 FROM taken) AS claimed,
   (SELECT done AND expires_at > clock_timestamp() FROM ${t} WHERE key = $1) AS done`,
       complete: `UPDATE ${t} SET done = true, expires_at = ${expiry} WHERE key = $1 AND token = $2 AND NOT done`,
       release: `DELETE FROM ${t} WHERE key = $1 AND token = $2 AND NOT done`,
-      // SKIP LOCKED: never wait for (or on) a row a claim is taking over right now.
-      purge: `DELETE FROM ${t} WHERE key IN (
-  SELECT key FROM ${t} WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
-)`,
+      // SKIP LOCKED: never wait for (or on) a row a claim is taking over right now. The purges
+      // read the expiry index from its oldest end up to now, so a purge that finds nothing
+      // expired reads next to nothing: the time is taken once, as a bound for the index (a
+      // volatile clock_timestamp() in the condition would filter every entry instead), and the
+      // rows go by primary key (a join there can be planned as a scan of the whole table).
+      purge: `DELETE FROM ${t} WHERE key = ANY (ARRAY(
+  SELECT key FROM ${t} WHERE expires_at < (SELECT clock_timestamp()) ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+))`,
       getState: `SELECT state FROM ${st} WHERE payment_request_id = $1 AND expires_at > clock_timestamp()`,
       setState: `INSERT INTO ${st} (payment_request_id, state, expires_at) VALUES ($1, $2, ${expiry})
 ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at`,
@@ -363,9 +367,9 @@ SELECT id, state::jsonb, clock_timestamp() + ms * interval '1 millisecond'
 FROM unnest($4::text[], $5::text[], $6::float8[]) AS s(id, state, ms)
 WHERE (SELECT count(*) FROM completed) >= 0 ORDER BY id
 ON CONFLICT (payment_request_id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at`,
-      purgeStates: `DELETE FROM ${st} WHERE payment_request_id IN (
-  SELECT payment_request_id FROM ${st} WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
-)`,
+      purgeStates: `DELETE FROM ${st} WHERE payment_request_id = ANY (ARRAY(
+  SELECT payment_request_id FROM ${st} WHERE expires_at < (SELECT clock_timestamp()) ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+))`,
       // A done record past its retention is absent: the new event takes its row. Of concurrent
       // inserts one wins; the others wait for it and then see a row they may not take.
       enqueue: `INSERT INTO ${ib} AS i (key, state, payload, attempts, next_attempt_at, created_at)
@@ -396,9 +400,9 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
 WHERE key = $1 AND token = $2 AND state = 'running'`,
       list: `SELECT ${INBOX_COLUMNS} FROM ${ib} WHERE state = ANY($1::text[]) ORDER BY created_at, seq LIMIT $2`,
       replay: `UPDATE ${ib} SET state = 'pending', attempts = 0, next_attempt_at = clock_timestamp() WHERE key = $1 AND state = 'dead'`,
-      purgeInbox: `DELETE FROM ${ib} WHERE key IN (
-  SELECT key FROM ${ib} WHERE state = 'done' AND expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
-)`,
+      purgeInbox: `DELETE FROM ${ib} WHERE key = ANY (ARRAY(
+  SELECT key FROM ${ib} WHERE state = 'done' AND expires_at < (SELECT clock_timestamp()) ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+))`,
     };
     // Named by a digest of the text: two stores on different tables never share a name on a connection.
     this.prepared =
