@@ -258,7 +258,7 @@ describe('PostgresStore prepared statements', () => {
     for (const withState of [false, true]) {
       const claim = await store.claim(`plan-single-${withState}`, { leaseMs: 60_000 });
       if (claim.status !== 'claimed') throw new Error('claim failed');
-      if (withState) await store.completeWithState(`plan-single-${withState}`, claim.token, 'pr-single', paid('x'), { retentionMs: 60_000 });
+      if (withState) await store.completeWithState(`plan-single-${withState}`, claim.token, 'pr-single', paid(`plan-single-${withState}`), { retentionMs: 60_000 });
       else await store.complete(`plan-single-${withState}`, claim.token, { retentionMs: 60_000 });
     }
 
