@@ -308,7 +308,9 @@ SELECT EXISTS (SELECT 1 FROM taken) AS claimed,
       // read the expiry index from its oldest end up to now, so a purge that finds nothing
       // expired reads next to nothing: the time is taken once, as a bound for the index (a
       // volatile clock_timestamp() in the condition would filter every entry instead), and the
-      // rows go by primary key (a join there can be planned as a scan of the whole table).
+      // rows are then deleted by key (a join there can be planned as a scan of the whole table;
+      // the key and state tables find `key = ANY` through their primary key in any plan, the
+      // wider inbox, off the callback path, may still be scanned while it is small).
       purge: `DELETE FROM ${t} WHERE key = ANY (ARRAY(
   SELECT key FROM ${t} WHERE expires_at < (SELECT clock_timestamp()) ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
 ))`,

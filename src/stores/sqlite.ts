@@ -142,11 +142,12 @@ export function sqliteStoreSchema(options: { table?: string } = {}): string {
 
 /**
  * A dedupe store in a SQLite file (better-sqlite3 12 on Node 20, 13 on Node 22+): survives
- * restarts with no server to run. The persistent default for a single machine; several processes on that machine may share the
- * file. Writes run in short `BEGIN IMMEDIATE` transactions (the claims and completions of one
- * event-loop turn share one), so claims from different processes are serialised by SQLite's
- * write lock. Its deferred-mode inbox (`<table>_inbox`) is durable, and workers in several
- * processes on the machine share it the same way.
+ * restarts with no server to run. The persistent default for a single machine; several
+ * processes on that machine may share the file. Writes run in short `BEGIN IMMEDIATE`
+ * transactions (the claims and completions of one event-loop turn share one), so claims from
+ * different processes are serialised by SQLite's write lock. Its deferred-mode inbox
+ * (`<table>_inbox`) is durable, and workers in several processes on the machine share it the
+ * same way.
  *
  * ```ts
  * import { SqliteStore } from 'caibo-callbacks/sqlite';
