@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CallbackError } from '../errors';
-import type { Fields } from './fields';
+import { createFields, type Fields } from './fields';
 import type { CaiboPaymentEvent, CaiboProvider, PaymentStatus, TransactionStatus } from './events';
 import { isoTime } from './time';
 
@@ -80,11 +80,11 @@ const SCHEMA_FIELDS: readonly string[] = Object.keys(notificationSchema.shape);
 /** Empty form values (`transactionId=`) mean "not sent". */
 function withoutEmpty(fields: Fields): Fields {
   // Usually there are none: skip the copy then. Only the schema's fields can matter, and looking
-  // them up costs less than enumerating a prototype-less object (V8 sorts its keys first).
+  // them up costs less than enumerating every field.
   let empty = false;
   for (let i = 0; i < SCHEMA_FIELDS.length; i++) if (fields[SCHEMA_FIELDS[i]!] === '') empty = true;
   if (!empty) return fields;
-  const out: Fields = Object.create(null);
+  const out = createFields();
   for (const name in fields) if (fields[name] !== '') out[name] = fields[name]!;
   return out;
 }
@@ -110,9 +110,9 @@ export interface ReceiptInfo {
 }
 
 /**
- * `fields` as a plain object. A loop, because spreading a prototype-less object (`{ ...fields }`)
- * cost more than all the rest of building the event; `__proto__` is defined, never assigned, so
- * it stays a field and cannot replace the prototype.
+ * `fields` as a plain object (the event's `data`). A loop, because a spread (`{ ...fields }`) cost
+ * more than all the rest of building the event when it was measured; `__proto__` is defined, never
+ * assigned, so it stays a field and cannot replace the prototype.
  */
 function plainFields(fields: Fields): Record<string, string> {
   const out: Record<string, string> = {};

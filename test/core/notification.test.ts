@@ -14,6 +14,15 @@ import { formBody, PUBLISHED_EXAMPLE_BODY, sampleNotification } from '../../src/
 
 const INFO: ReceiptInfo = { provider: 'caibo', verified: true, secretIndex: 0, receivedAt: new Date('2025-01-02T03:04:05Z') };
 
+/** Every name a fields object inherits, through its whole prototype chain. */
+function inheritedNames(fields: object): string[] {
+  const names: string[] = [];
+  for (let proto = Object.getPrototypeOf(fields) as object | null; proto !== null; proto = Object.getPrototypeOf(proto) as object | null) {
+    names.push(...Reflect.ownKeys(proto).map(String));
+  }
+  return names;
+}
+
 /** Runs `fn`, expecting a CallbackError, and returns it. */
 function refusal(fn: () => unknown): CallbackError {
   try {
@@ -59,8 +68,22 @@ describe('parseForm', () => {
     const fields = parseForm('__proto__=polluted&constructor=c&id=1');
     expect(Object.keys(fields)).toEqual(['__proto__', 'constructor', 'id']);
     expect(fields['__proto__']).toBe('polluted');
-    expect(Object.getPrototypeOf(fields)).toBeNull();
+    expect(Object.getOwnPropertyDescriptor(fields, '__proto__')?.value).toBe('polluted');
+    expect(inheritedNames(fields)).toEqual([]);
+    expect(fields instanceof Object).toBe(false);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('inherits no name, so a field that was not sent never reads as sent', () => {
+    const fields = parseForm('id=1');
+    for (const name of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__', '__defineGetter__']) {
+      expect(fields[name]).toBeUndefined();
+      expect(name in fields).toBe(false);
+    }
+    expect(() => {
+      (Object.getPrototypeOf(fields) as Record<string, unknown>).injected = 'x';
+    }).toThrow(TypeError);
+    expect(parseForm('id=2')['injected']).toBeUndefined();
   });
 
   it(`refuses more than ${MAX_FIELDS} fields`, () => {
@@ -99,7 +122,7 @@ describe('parseForm', () => {
           expect(refusal(() => parseForm(text)).type).toBe('payload.invalid');
         } else {
           const fields = parseForm(text);
-          expect(Object.getPrototypeOf(fields)).toBeNull();
+          expect(inheritedNames(fields)).toEqual([]);
           // Compared as maps: an object lists integer-like names first, whatever their order.
           expect({ ...fields }).toEqual(Object.fromEntries(params));
           expect(Object.keys(fields).length).toBe(names.length);
