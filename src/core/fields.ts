@@ -81,7 +81,8 @@ function decodeComponent(raw: string): string {
  */
 export function parseForm(text: string): Fields {
   const fields = createFields();
-  // Caibo's bodies are usually not encoded at all: one look at the whole text spares a look at each name and value.
+  // Caibo's bodies are usually not encoded at all: one look at the whole text spares a look at
+  // each name and value.
   const plain = text.indexOf('%') === -1 && text.indexOf('+') === -1;
   let count = 0;
   let start = 0;
