@@ -147,3 +147,55 @@ describe('one log line per callback attempt', () => {
     assertNoSecrets(out.text(), signatures);
   });
 });
+
+describe('a failure outside the pipeline (a logger that throws)', () => {
+  let h: Harness;
+  afterEach(async () => h?.close());
+
+  it('keeps the answer already sent, logs the failure, and ends the request so close() does not wait for it', async () => {
+    const lines: { level: string; msg: string | undefined }[] = [];
+    let infoThrows = true;
+    const logger = {
+      info: (_obj: Record<string, unknown>, msg?: string) => {
+        if (infoThrows) throw new Error('log sink down');
+        lines.push({ level: 'info', msg });
+      },
+      warn: (_obj: Record<string, unknown>, msg?: string) => void lines.push({ level: 'warn', msg }),
+      error: (_obj: Record<string, unknown>, msg?: string) => void lines.push({ level: 'error', msg }),
+    };
+    const handled: string[] = [];
+    h = await harness('connect', { logger, onStatus: ((event: { key: string }) => void handled.push(event.key)) as never });
+    const first = signed(sampleNotification({ id: '81000000000000001' }));
+    // The 200 is written before the attempt is logged: it stands, and the handler ran once.
+    await h.http().post('/callbacks/caibo').set(first.headers).send(first.body).expect(200, 'OK');
+    expect(handled).toHaveLength(1);
+    expect(lines).toContainEqual({ level: 'error', msg: 'caibo-callbacks: unexpected failure' });
+    // The request no longer counts as in flight: close() returns well before its 5 s timeout.
+    infoThrows = false;
+    const second = signed(sampleNotification({ id: '81000000000000002' }));
+    await h.http().post('/callbacks/caibo').set(second.headers).send(second.body).expect(200, 'OK');
+    expect(handled).toHaveLength(2);
+    const started = Date.now();
+    await h.router.close({ timeoutMs: 5_000 });
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('survives a logger whose error method throws too: the next request is served', async () => {
+    const logger = {
+      info: () => {
+        throw new Error('log sink down');
+      },
+      warn: () => undefined,
+      error: () => {
+        throw new Error('log sink down');
+      },
+    };
+    h = await harness('express5', { logger, onStatus: (() => undefined) as never });
+    for (const id of ['81000000000000003', '81000000000000004']) {
+      const req = signed(sampleNotification({ id }));
+      await h.http().post('/callbacks/caibo').set(req.headers).send(req.body).expect(200, 'OK');
+    }
+    const duplicate = signed(sampleNotification({ id: '81000000000000003' }));
+    await h.http().post('/callbacks/caibo').set(duplicate.headers).send(duplicate.body).expect(200, 'OK');
+  });
+});
