@@ -131,9 +131,10 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
     inflight.start();
     handle(runtime, route, path, query, req, res).then(inflight.end, (error: unknown) => {
       inflight.end();
-      // Unreachable by design (the pipeline turns failures into outcomes); kept so a bug answers 500,
-      // not a hang. The answer goes first: the logger may be what failed, and a throw here would be
-      // an unhandled rejection, which ends the process.
+      // The pipeline turns failures into outcomes: this is reached by a bug, or by the app's logger
+      // throwing while an answer is logged. It answers 500 (unless one was sent), never a hang.
+      // The answer goes first: the logger may be what failed, and a throw here would be an
+      // unhandled rejection, which ends the process.
       respond(res, errorOutcome(new CallbackError('handler.failed', 'Unexpected failure', { cause: error })));
       try {
         config.logger.error({ err: describe(error) }, 'caibo-callbacks: unexpected failure');
