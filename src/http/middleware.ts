@@ -14,7 +14,7 @@ import type { CaiboEvent } from '../core/events';
 import { clientIp } from './client-ip';
 import { InFlight } from './in-flight';
 import { readBody, type MaybeParsedRequest } from './read-body';
-import { respond } from './respond';
+import { AnswerQueue } from './answers';
 import { silentLogger } from '../logger';
 import { isThenable } from '../stores/ops';
 
@@ -91,6 +91,13 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
   const scheduler = config.reconcileEvery === undefined ? undefined : new ReconcileScheduler(config, config.reconcileEvery);
   const worker = config.deferred === null ? undefined : new DeferredWorker(config, config.deferred);
   const metrics = new CallbackMetrics();
+  const answers = new AnswerQueue((error) => {
+    try {
+      config.logger.error({ err: describe(error) }, 'caibo-callbacks: an answer could not be written; the connection was closed');
+    } catch {
+      // The logger failed too: the connection is closed already, nothing else to do.
+    }
+  });
   let initFailed = false;
   const startInit = (): Promise<void> | undefined => {
     const attempt = config.store.init?.();
@@ -109,7 +116,7 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
     }
     return ready;
   };
-  const runtime: Runtime = { config, metrics, scheduler, worker, isClosed: () => closed, whenReady };
+  const runtime: Runtime = { config, metrics, answers, scheduler, worker, isClosed: () => closed, whenReady };
   // The worker's first poll picks up what a previous process left: expired leases, due retries.
   if (worker !== undefined) void Promise.resolve(ready).then(() => worker.start(), () => worker.start());
 
@@ -133,9 +140,9 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
       inflight.end();
       // The pipeline turns failures into outcomes: this is reached by a bug, or by the app's logger
       // throwing while an answer is logged. It answers 500 (unless one was sent), never a hang.
-      // The answer goes first: the logger may be what failed, and a throw here would be an
+      // The answer is queued first: the logger may be what failed, and a throw here would be an
       // unhandled rejection, which ends the process.
-      respond(res, errorOutcome(new CallbackError('handler.failed', 'Unexpected failure', { cause: error })));
+      answers.push(res, errorOutcome(new CallbackError('handler.failed', 'Unexpected failure', { cause: error })));
       try {
         config.logger.error({ err: describe(error) }, 'caibo-callbacks: unexpected failure');
       } catch {
@@ -152,7 +159,8 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
       timer = setTimeout(resolve, timeoutMs);
       timer.unref();
     });
-    await Promise.race([Promise.allSettled([inflight.idle(), worker?.close()]), deadline]);
+    // Idle means every answer is made; drained, that each is written (they go out once per turn).
+    await Promise.race([Promise.allSettled([inflight.idle().then(() => answers.drained()), worker?.close()]), deadline]);
     clearTimeout(timer);
     worker?.abortAll();
     await config.store.close?.();
@@ -178,6 +186,8 @@ export function caiboCallbacks(options: CaiboCallbacksOptions): CaiboCallbacksRo
 interface Runtime {
   config: Config;
   metrics: CallbackMetrics;
+  /** Where answers wait for the end of the turn. */
+  answers: AnswerQueue;
   scheduler: ReconcileScheduler | undefined;
   worker: DeferredWorker | undefined;
   isClosed: () => boolean;
@@ -196,11 +206,11 @@ interface Exchange {
   started: number;
 }
 
-/** Answers, then tells the hooks, the metrics and the logger. */
+/** Queues the answer (written at the end of this turn), then tells the hooks, the metrics and the logger. */
 function finish(x: Exchange, outcome: Outcome): void {
-  const { config, metrics, scheduler, worker } = x.runtime;
+  const { config, metrics, answers, scheduler, worker } = x.runtime;
   if (config.testEndpoints) markOutcome(x.res, outcome);
-  respond(x.res, outcome);
+  answers.push(x.res, outcome);
   if (outcome.status === 200) scheduler?.observe(outcome.event);
   if (outcome.kind === 'queued') worker?.kick();
   if (outcome.error !== undefined) {
