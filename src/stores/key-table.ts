@@ -116,7 +116,7 @@ export class KeyTable {
   remove(slot: number): void {
     if (this.lengths[slot] === FREE) return;
     this.lengths[slot] = FREE;
-    this.oversized.delete(slot);
+    if (this.oversized.size !== 0) this.oversized.delete(slot);
     this.count--;
     let cell = this.hashes[slot]! & this.mask;
     while (this.index[cell] !== slot) cell = (cell + 1) & this.mask;
@@ -138,7 +138,22 @@ export class KeyTable {
 
   /** Stores `value` for the key in `slot`. */
   setValue(slot: number, value: string): void {
-    this.oversized.delete(slot);
+    if (this.oversized.size !== 0) this.oversized.delete(slot);
+    // ASCII (the states the router writes) is copied here: UTF-8 and latin1 agree on it, and two
+    // calls into C++ (byteLength, write) cost more than the loop.
+    if (value.length <= this.valueBytes) {
+      const offset = slot * this.valueBytes;
+      let i = 0;
+      for (; i < value.length; i++) {
+        const code = value.charCodeAt(i);
+        if (code > 0x7f) break;
+        this.values[offset + i] = code;
+      }
+      if (i === value.length) {
+        this.valueLengths[slot] = i;
+        return;
+      }
+    }
     const length = Buffer.byteLength(value, 'utf8');
     if (length <= this.valueBytes) {
       this.values.write(value, slot * this.valueBytes, length, 'utf8');
@@ -150,7 +165,7 @@ export class KeyTable {
 
   /** The value stored for the key in `slot`. */
   valueAt(slot: number): string {
-    const oversized = this.oversized.get(slot);
+    const oversized = this.oversized.size === 0 ? undefined : this.oversized.get(slot);
     if (oversized !== undefined) return oversized;
     const offset = slot * this.valueBytes;
     return this.values.toString('utf8', offset, offset + this.valueLengths[slot]!);
@@ -168,19 +183,27 @@ export class KeyTable {
     return removed;
   }
 
-  /** Makes `lastStored` and `lastHash` those of `key`. */
+  /**
+   * Makes `lastStored` and `lastHash` those of `key`: the key itself when it fits byte for byte,
+   * else its digest. One pass hashes the key and checks that it fits.
+   */
   private prepare(key: string): void {
     if (key === this.lastKey) return;
-    this.lastStored = this.storedForm(key);
-    this.lastHash = hashOf(this.lastStored);
+    let stored = key;
+    let hash = FNV_OFFSET;
+    let fits = key.length <= this.keyBytes;
+    for (let i = 0; fits && i < key.length; i++) {
+      const code = key.charCodeAt(i);
+      if (code > 0xff) fits = false;
+      hash = Math.imul(hash ^ code, FNV_PRIME);
+    }
+    if (!fits) {
+      stored = digest(key);
+      hash = hashOf(stored);
+    }
+    this.lastStored = stored;
+    this.lastHash = hash | 0;
     this.lastKey = key;
-  }
-
-  /** `key` as stored: itself when it fits byte for byte, else its digest. */
-  private storedForm(key: string): string {
-    if (key.length > this.keyBytes) return digest(key);
-    for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0xff) return digest(key);
-    return key;
   }
 
   private matches(slot: number, stored: string): boolean {
@@ -191,10 +214,13 @@ export class KeyTable {
   }
 }
 
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
 /** FNV-1a over UTF-16 code units. */
 function hashOf(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  let h = FNV_OFFSET;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
   return h | 0;
 }
 

@@ -27,7 +27,7 @@ export interface MemoryStoreOptions {
 const DONE_KEY_BYTES = 64;
 /** Payment request ids are digits (17 today, 32 at most as validated). */
 const STATE_ID_BYTES = 48;
-/** A state as JSON: its key, two statuses and a timestamp, about 100 bytes. */
+/** A state: its key, two statuses and a timestamp, about 80 bytes. */
 const STATE_VALUE_BYTES = 128;
 
 /** A claim in flight. */
@@ -152,8 +152,7 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
   private getPaymentStateNow(paymentRequestId: string): PaymentState | null {
     const slot = this.states.find(paymentRequestId);
     if (slot === -1 || this.states.expiresAt[slot]! <= Date.now()) return null;
-    const [key, paymentStatus, transactionStatus, receivedAt] = JSON.parse(this.states.valueAt(slot)) as string[];
-    return { key: key!, paymentStatus: paymentStatus!, transactionStatus: transactionStatus!, receivedAt: receivedAt! };
+    return decodeState(this.states.valueAt(slot));
   }
 
   private setPaymentStateNow(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): void {
@@ -161,7 +160,7 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
     const previous = this.states.find(paymentRequestId);
     if (previous !== -1) this.states.remove(previous);
     const slot = this.states.insert(paymentRequestId, Date.now() + opts.retentionMs);
-    this.states.setValue(slot, JSON.stringify([state.key, state.paymentStatus, state.transactionStatus, state.receivedAt]));
+    this.states.setValue(slot, encodeState(state));
   }
 
   async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
@@ -255,6 +254,33 @@ export class MemoryStore implements CallbackStore, PaymentStateStore, InboxStore
     for (const [key, record] of this.inbox) if (record.state === 'done' && record.until <= now) this.inbox.delete(key);
   }
 
+}
+
+/** Between a stored state's fields. None of the router's states holds one. */
+const SEPARATOR = '\n';
+
+/**
+ * A state as stored: its fields joined by {@link SEPARATOR} (JSON.stringify cost about 0.3 µs
+ * a request), or as a JSON array when a field holds the separator or the key starts with `[`
+ * (which is how {@link decodeState} tells the two apart).
+ */
+function encodeState(state: PaymentState): string {
+  const { key, paymentStatus, transactionStatus, receivedAt } = state;
+  if (
+    key.startsWith('[') ||
+    key.includes(SEPARATOR) ||
+    paymentStatus.includes(SEPARATOR) ||
+    transactionStatus.includes(SEPARATOR) ||
+    receivedAt.includes(SEPARATOR)
+  ) {
+    return JSON.stringify([key, paymentStatus, transactionStatus, receivedAt]);
+  }
+  return key + SEPARATOR + paymentStatus + SEPARATOR + transactionStatus + SEPARATOR + receivedAt;
+}
+
+function decodeState(value: string): PaymentState {
+  const [key, paymentStatus, transactionStatus, receivedAt] = (value.startsWith('[') ? JSON.parse(value) : value.split(SEPARATOR)) as string[];
+  return { key: key!, paymentStatus: paymentStatus!, transactionStatus: transactionStatus!, receivedAt: receivedAt! };
 }
 
 function publicRecord(record: MemoryInboxRecord): InboxRecord;

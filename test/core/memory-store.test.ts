@@ -168,6 +168,19 @@ describe('MemoryStore', () => {
       expect(await store.getPaymentState('p1')).toBeNull();
     });
 
+    it('gives back each payment state exactly, whatever its fields hold (separators, a leading [, non-ASCII)', async () => {
+      store = new MemoryStore({ maxEntries: 10 });
+      const odd = [
+        { key: '[not json', paymentStatus: '4', transactionStatus: '1', receivedAt: '2026-11-27T09:00:00.000Z' },
+        { key: 'payment:1\n2', paymentStatus: '4\n', transactionStatus: '\n', receivedAt: 'x\ny' },
+        { key: 'paiement-réussi-€', paymentStatus: 'payé', transactionStatus: '', receivedAt: '' },
+        { key: '["a","b","c","d"]', paymentStatus: '"', transactionStatus: '\\', receivedAt: '\u0000' },
+        { key: 'x'.repeat(300), paymentStatus: '4', transactionStatus: '1', receivedAt: '2026-11-27T09:00:00.000Z' },
+      ];
+      for (const [i, state] of odd.entries()) await store.setPaymentState(`p${i}`, state, KEEP);
+      for (const [i, state] of odd.entries()) expect(await store.getPaymentState(`p${i}`)).toEqual(state);
+    });
+
     it('stays bounded under many keys', async () => {
       store = new MemoryStore({ maxEntries: 100 });
       for (let i = 0; i < 1_000; i++) await completeKey(store, `key-${i}`);

@@ -82,4 +82,25 @@ describe('KeyTable', () => {
     table.setValue(c, 'z');
     expect(table.valueAt(c)).toBe('z');
   });
+
+  it('gives back every value as it was given, ASCII or not, in place or on the side, after any rewrites', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.oneof(fc.string({ maxLength: 20 }), fc.string({ unit: 'grapheme', maxLength: 12 }))), {
+          maxLength: 30,
+        }),
+        (writes) => {
+          const table = new KeyTable(3, 48, 16);
+          const slots = ['a', 'b', 'c'].map((key) => table.insert(key, 1));
+          const model = ['', '', ''];
+          for (const [which, value] of writes) {
+            table.setValue(slots[which]!, value);
+            model[which] = value;
+            for (let i = 0; i < 3; i++) if (writes.some(([w]) => w === i)) expect(table.valueAt(slots[i]!)).toBe(model[i]);
+          }
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
 });
