@@ -96,6 +96,42 @@ describe('RedisStore', () => {
     expect(seen).toEqual(['EVALSHA', 'EVALSHA', 'EVALSHA']);
   });
 
+  it('completes a key and records its state in one EVALSHA; on an ioredis Cluster client, in two commands', async () => {
+    const state = { key: 'pay', paymentStatus: '4', transactionStatus: '1', receivedAt: '2026-12-07T15:00:00.000Z' };
+    const sent = async (client: Redis | { isCluster: true; call: Redis['call']; evalsha: Redis['evalsha'] }, tag: string) => {
+      const monitor = await ioredis.monitor();
+      const seen: string[] = [];
+      monitor.on('monitor', (_time: string, args: string[], source: string) => {
+        if (source !== 'lua' && args.some((a) => a.startsWith(`${prefix}${tag}:`))) seen.push(String(args[0]).toUpperCase());
+      });
+      try {
+        const store = new RedisStore({ client, prefix: `${prefix}${tag}:` });
+        await store.init();
+        const claim = await store.claim('pay', { leaseMs: 10_000 });
+        if (claim.status !== 'claimed') throw new Error('not claimed');
+        // MONITOR reports asynchronously: let the claim's line arrive before counting.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        seen.length = 0;
+        await store.completeWithState('pay', claim.token, 'pr1', state, { retentionMs: 10_000 });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const forCompleteWithState = [...seen];
+        expect(await store.claim('pay', { leaseMs: 10_000 })).toEqual({ status: 'done' });
+        expect(await store.getPaymentState('pr1')).toEqual(state);
+        // The state is recorded even when the token no longer holds the key.
+        await store.completeWithState('other', 'stale', 'pr2', state, { retentionMs: 10_000 });
+        expect(await store.getPaymentState('pr2')).toEqual(state);
+        expect((await store.claim('other', { leaseMs: 10_000 })).status).toBe('claimed');
+        return forCompleteWithState;
+      } finally {
+        monitor.disconnect();
+      }
+    };
+    expect(await sent(ioredis, 'cws')).toEqual(['EVALSHA']);
+    // Same connection, seen as a Cluster client: the two keys may be in different slots there.
+    const asCluster = { isCluster: true as const, call: ioredis.call.bind(ioredis), evalsha: ioredis.evalsha.bind(ioredis) };
+    expect((await sent(asCluster, 'cws-cluster')).sort()).toEqual(['EVALSHA', 'SET']);
+  });
+
   it('keeps the inbox under <prefix>{inbox}: a hash per record and a due set; a done record drops its payload and expires', async () => {
     const store = new RedisStore({ client: nodeRedis, prefix: `${prefix}inbox-layout:` });
     const base = `${prefix}inbox-layout:{inbox}:`;
