@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-// From node:timers, not the global: fake timers in a test suite must not hold the deadlines back.
+// From node:timers, not the global: the end-of-turn hook runs in real time even while a test suite
+// fakes timers (the deadline itself is a global timer, which such a test controls).
 import { setImmediate } from 'node:timers';
 import getRawBody from 'raw-body';
 import { CallbackError, type CallbackErrorType } from '../errors';
