@@ -76,6 +76,13 @@ export async function listen(handler: http.RequestListener, host = '127.0.0.1'):
   return { server, url: `http://127.0.0.1:${port}` };
 }
 
+/** Drops the server's connections (keep-alive ones too) and waits until it has closed. */
+export async function stopServer(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  server.close();
+  await once(server, 'close');
+}
+
 /**
  * Mounts `caiboCallbacks` at `/callbacks` in the given framework, on a listening server. Anything
  * the router passes on answers 404 `fell through`; errors passed to next(err) are recorded and
@@ -142,9 +149,7 @@ export async function harness(framework: Framework, options: HarnessOptions = {}
     appErrors,
     http: () => request(url),
     close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
+      await stopServer(server);
       await router.close();
     },
   };

@@ -1,11 +1,10 @@
-import { once } from 'node:events';
 import http, { type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { caiboCallbacks, type CaiboEvent } from '../../src';
 import { AnswerQueue } from '../../src/http/answers';
 import { errorOutcome, type Outcome } from '../../src/pipeline';
 import { CallbackError } from '../../src/errors';
 import { formBody, sampleNotification, signPayload } from '../../src/testing';
+import { listen, stopServer } from '../helpers/callbacks';
 
 const SECRET = 'caibo_test_sk_answers_0123456789';
 
@@ -13,18 +12,19 @@ const okOutcome = (): Outcome => ({ kind: 'handled', status: 200, body: 'OK', co
 
 /** A listening server whose listener hands each response to the test. */
 async function capturing(onRequest: (res: ServerResponse) => void) {
-  const server = http.createServer((_req, res) => onRequest(res));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const { server, url } = await listen((_req, res) => onRequest(res));
+  return { port: Number(new URL(url).port), close: () => stopServer(server) };
+}
+
+/** A server that holds the responses of the first `count` requests, unanswered, for the test. */
+async function holding(count: number) {
+  const held: ServerResponse[] = [];
+  let arrived!: () => void;
+  const allArrived = new Promise<void>((resolve) => (arrived = resolve));
+  const server = await capturing((res) => {
+    if (held.push(res) === count) arrived();
+  });
+  return { ...server, held, allArrived };
 }
 
 /** A plain node:http request (no fetch: its timers would be faked too), answered or failed. */
@@ -50,15 +50,11 @@ const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('AnswerQueue', () => {
   it('writes the answers queued in one turn together, at the end of that turn, not when they are queued', async () => {
-    const waiting: ServerResponse[] = [];
-    let arrived!: () => void;
-    const allArrived = new Promise<void>((resolve) => (arrived = resolve));
-    const server = await capturing((res) => {
-      if (waiting.push(res) === 3) arrived();
-    });
+    const server = await holding(3);
+    const waiting = server.held;
     try {
       const replies = [send(server.port), send(server.port), send(server.port)];
-      await allArrived;
+      await server.allArrived;
       const queue = new AnswerQueue(() => undefined);
       queue.push(waiting[0]!, okOutcome());
       queue.push(waiting[1]!, errorOutcome(new CallbackError('signature.invalid', 'bad')));
@@ -83,16 +79,11 @@ describe('AnswerQueue', () => {
     await queue.drained().then(() => (settled = true));
     expect(settled).toBe(true);
 
-    let res!: ServerResponse;
-    let arrived!: () => void;
-    const hasArrived = new Promise<void>((resolve) => (arrived = resolve));
-    const server = await capturing((r) => {
-      res = r;
-      arrived();
-    });
+    const server = await holding(1);
     try {
       const reply = send(server.port);
-      await hasArrived;
+      await server.allArrived;
+      const res = server.held[0]!;
       queue.push(res, okOutcome());
       let drained = false;
       const waiting = queue.drained().then(() => {
@@ -109,15 +100,11 @@ describe('AnswerQueue', () => {
   });
 
   it('closes the connection of an answer that cannot be written, reports it, and still writes the others', async () => {
-    const waiting: ServerResponse[] = [];
-    let arrived!: () => void;
-    const allArrived = new Promise<void>((resolve) => (arrived = resolve));
-    const server = await capturing((res) => {
-      if (waiting.push(res) === 2) arrived();
-    });
+    const server = await holding(2);
+    const waiting = server.held;
     try {
       const replies = [send(server.port), send(server.port)];
-      await allArrived;
+      await server.allArrived;
       const failures: unknown[] = [];
       const queue = new AnswerQueue((error) => failures.push(error));
       const broken = new Error('writeHead failed');

@@ -1,8 +1,8 @@
 import { once } from 'node:events';
-import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { caiboCallbacks } from '../../src';
 import { formBody, sampleNotification, signPayload } from '../../src/testing';
+import { listen, stopServer } from '../helpers/callbacks';
 
 const SECRET = 'caibo_test_sk_deadline_0123456789';
 const BODY_TIMEOUT_MS = 7_777;
@@ -11,18 +11,8 @@ const realSetTimeout = setTimeout;
 const realDelay = (ms: number) => new Promise((resolve) => realSetTimeout(resolve, ms));
 
 async function serve(router: ReturnType<typeof caiboCallbacks>) {
-  const server = http.createServer((req, res) => router(req, res));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const { server, url } = await listen((req, res) => router(req, res));
+  return { port: Number(new URL(url).port), close: () => stopServer(server) };
 }
 
 /** Sends the headers and part of a signed body, then stalls; collects what comes back. */
