@@ -7,26 +7,17 @@
 //
 // Prints one JSON line: CPU µs per request (user + system) over N measured requests, after a
 // warm-up; `bad` counts non-200 answers (must be 0).
-import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { carefulReceiver } from './lib/careful.mjs';
-import { CAIBO_SECRET, caiboRequest } from './lib/pools.mjs';
+import { driver, prepareRequests } from './lib/drive.mjs';
+import { CAIBO_SECRET } from './lib/pools.mjs';
 
 const require = createRequire(import.meta.url);
 const dist = path.resolve(process.argv[2] ?? new URL('../dist/index.cjs', import.meta.url).pathname);
 const { caiboCallbacks, MemoryStore } = require(dist);
 const N = Number(process.env.N ?? 150_000);
 const WARM = Number(process.env.WARM ?? 100_000);
-const IN_FLIGHT = 50;
-
-const prepared = [];
-for (let i = 0; i < WARM + N; i++) {
-  const { headers, body } = caiboRequest(i);
-  const lower = { host: 'bench', 'content-length': String(Buffer.byteLength(body)) };
-  for (const name in headers) lower[name.toLowerCase()] = headers[name];
-  prepared.push({ headers: lower, body: Buffer.from(body) });
-}
 
 let handled = 0;
 const careful = carefulReceiver(CAIBO_SECRET);
@@ -41,62 +32,18 @@ function c2(req, res) {
 const router = process.env.C2
   ? c2
   : caiboCallbacks({ secret: CAIBO_SECRET, allowIps: ['127.0.0.1'], store: new MemoryStore(), onStatus: () => void handled++ });
+const drive = driver(router, prepareRequests(WARM + N));
 
-const socket = { remoteAddress: '127.0.0.1', encrypted: false };
-/** What the router's answer path touches of a ServerResponse. */
-class Answer {
-  constructor(done) {
-    this.done = done;
-    this.statusCode = 200;
-    this.headersSent = false;
-    this.writableEnded = false;
-  }
-  setHeader() {}
-  getHeader() {}
-  writeHead(status) {
-    this.statusCode = status;
-    this.headersSent = true;
-    return this;
-  }
-  end() {
-    this.writableEnded = true;
-    this.done(this.statusCode);
-  }
-}
-
-let next = 0;
-let answered = 0;
-let bad = 0;
-function fire(limit, finished) {
-  const { headers, body } = prepared[next++];
-  const req = new Readable({ read() {} });
-  Object.assign(req, { headers, method: 'POST', url: '/caibo', socket, httpVersion: '1.1' });
-  router(
-    req,
-    new Answer((status) => {
-      if (status !== 200) bad++;
-      answered++;
-      if (next < limit) fire(limit, finished);
-      else if (answered === limit) finished();
-    }),
-  );
-  req.push(body);
-  req.push(null);
-}
-const upTo = (limit) => new Promise((resolve) => {
-  for (let k = 0; k < IN_FLIGHT; k++) fire(limit, resolve);
-});
-
-await upTo(WARM);
+await drive.run(WARM);
 const cpu = process.cpuUsage();
-await upTo(WARM + N);
+await drive.run(N);
 const used = process.cpuUsage(cpu);
 console.log(
   JSON.stringify({
     router: process.env.C2 ? 'C2' : path.relative(process.cwd(), dist),
     cpuUsPerRequest: Number(((used.user + used.system) / N).toFixed(2)),
     requests: N,
-    bad,
+    bad: drive.bad(),
     handled: process.env.C2 ? careful.handled() : handled,
   }),
 );
