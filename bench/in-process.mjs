@@ -9,8 +9,7 @@
 // warm-up; `bad` counts non-200 answers (must be 0).
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { carefulReceiver } from './lib/careful.mjs';
-import { driver, prepareRequests } from './lib/drive.mjs';
+import { carefulHandler, driver, prepareRequests } from './lib/drive.mjs';
 import { CAIBO_SECRET } from './lib/pools.mjs';
 
 const require = createRequire(import.meta.url);
@@ -20,17 +19,9 @@ const N = Number(process.env.N ?? 150_000);
 const WARM = Number(process.env.WARM ?? 100_000);
 
 let handled = 0;
-const careful = carefulReceiver(CAIBO_SECRET);
-function c2(req, res) {
-  const chunks = [];
-  req.on('data', (chunk) => chunks.push(chunk));
-  req.on('end', () => {
-    res.statusCode = careful.receive(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), req.headers['x-signature']);
-    res.end(res.statusCode === 200 ? 'OK' : 'Refused');
-  });
-}
+const careful = carefulHandler(CAIBO_SECRET);
 const router = process.env.C2
-  ? c2
+  ? careful.handler
   : caiboCallbacks({ secret: CAIBO_SECRET, allowIps: ['127.0.0.1'], store: new MemoryStore(), onStatus: () => void handled++ });
 const drive = driver(router, prepareRequests(WARM + N));
 
