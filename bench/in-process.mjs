@@ -9,7 +9,8 @@
 // warm-up; `bad` counts non-200 answers (must be 0).
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { carefulHandler, driver, prepareRequests } from './lib/drive.mjs';
+import { carefulHandler } from './lib/careful.mjs';
+import { driver, prepareRequests } from './lib/drive.mjs';
 import { CAIBO_SECRET } from './lib/pools.mjs';
 
 const require = createRequire(import.meta.url);

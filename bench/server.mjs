@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { carefulReceiver } from './lib/careful.mjs';
+import { carefulHandler, carefulReceiver } from './lib/careful.mjs';
 import { unlinkPrefix } from './lib/redis-keys.mjs';
 import { CAIBO_SECRET, OCTOKIT_SECRET, SVIX_SECRET, POOL_PATHS } from './lib/pools.mjs';
 
@@ -148,17 +148,14 @@ async function listener() {
       return app;
     }
     case 'C2': {
-      const careful = carefulReceiver(CAIBO_SECRET);
+      const careful = carefulHandler(CAIBO_SECRET);
       extra.handled = careful.handled;
       return (req, res) => {
         if (req.method !== 'POST' || req.url !== POOL_PATHS.caibo) {
           res.statusCode = 404;
           return res.end();
         }
-        readRaw(req, (body) => {
-          res.statusCode = careful.receive(body, req.headers['x-signature']);
-          res.end(res.statusCode === 200 ? 'OK' : 'Refused');
-        });
+        careful.handler(req, res);
       };
     }
     case 'octokit': {

@@ -32,3 +32,17 @@ export function carefulReceiver(secret, { maxEntries = 100_000 } = {}) {
   }
   return { receive, handled: () => handled };
 }
+
+/** The careful hand-written receiver (row C2) as a `(req, res)` handler, with its handled count. */
+export function carefulHandler(secret) {
+  const careful = carefulReceiver(secret);
+  function handler(req, res) {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      res.statusCode = careful.receive(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), req.headers['x-signature']);
+      res.end(res.statusCode === 200 ? 'OK' : 'Refused');
+    });
+  }
+  return { handler, handled: careful.handled };
+}

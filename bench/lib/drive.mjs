@@ -2,7 +2,6 @@
 // through `Readable` streams, answered into minimal response objects. No sockets, no HTTP parser:
 // only the router's own work, and what every receiver pays alike (the streams) kept small.
 import { Readable } from 'node:stream';
-import { carefulReceiver } from './careful.mjs';
 import { caiboRequest } from './pools.mjs';
 
 const socket = { remoteAddress: '127.0.0.1', encrypted: false };
@@ -72,18 +71,4 @@ export function driver(handler, prepared, inFlight = 50) {
     });
   }
   return { run, bad: () => bad };
-}
-
-/** The careful hand-written receiver (row C2) as a `(req, res)` handler, with its handled count. */
-export function carefulHandler(secret) {
-  const careful = carefulReceiver(secret);
-  function handler(req, res) {
-    const chunks = [];
-    req.on('data', (chunk) => chunks.push(chunk));
-    req.on('end', () => {
-      res.statusCode = careful.receive(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), req.headers['x-signature']);
-      res.end(res.statusCode === 200 ? 'OK' : 'Refused');
-    });
-  }
-  return { handler, handled: careful.handled };
 }

@@ -311,14 +311,15 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
 
   /** The ordering guard's last final state of a payment request (`<prefix>state:<id>`), or `null`. */
   async getPaymentState(paymentRequestId: string): Promise<PaymentState | null> {
-    const value = await this.timed('getPaymentState', () => this.send(['GET', `${this.prefix}state:${paymentRequestId}`]));
+    const value = await this.timed('getPaymentState', () => this.send(['GET', this.stateKey(paymentRequestId)]));
     return value === null || value === undefined ? null : (JSON.parse(String(value)) as PaymentState);
   }
 
   /** Records the last final state of a payment request, expiring after `retentionMs`. */
   async setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
-    const key = `${this.prefix}state:${paymentRequestId}`;
-    await this.timed('setPaymentState', () => this.send(['SET', key, JSON.stringify(state), 'PX', String(opts.retentionMs)]));
+    await this.timed('setPaymentState', () =>
+      this.send(['SET', this.stateKey(paymentRequestId), JSON.stringify(state), 'PX', String(opts.retentionMs)]),
+    );
   }
 
   /**
@@ -334,7 +335,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     }
     const retention = String(opts.retentionMs);
     await this.timed('completeWithState', () =>
-      this.runKeys(SCRIPTS.completeWithState, [this.prefix + key, `${this.prefix}state:${paymentRequestId}`], [token, retention, JSON.stringify(state)]),
+      this.runKeys(SCRIPTS.completeWithState, [this.prefix + key, this.stateKey(paymentRequestId)], [token, retention, JSON.stringify(state)]),
     );
   }
 
@@ -407,6 +408,11 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
 
   private timed<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     return withTimeout(fn(), this.operationTimeoutMs, { store: 'RedisStore', operation });
+  }
+
+  /** The ordering guard's key for a payment request: `<prefix>state:<paymentRequestId>`. */
+  private stateKey(paymentRequestId: string): string {
+    return `${this.prefix}state:${paymentRequestId}`;
   }
 
   /** An inbox key: `<prefix>{inbox}:<name>`. */
