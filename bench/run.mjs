@@ -44,9 +44,13 @@ const VARIANTS = [
   { name: 'ours-postgres', pool: 'caibo', frame: 'node:http', what: 'caibo-callbacks on node:http, PostgresStore (pg Pool max 10), inline', guard: 401, ours: true },
   { name: 'ours-deferred', pool: 'caibo', frame: 'node:http', what: "caibo-callbacks on node:http, mode: 'deferred' on a durable store", guard: 401, ours: true },
 ];
-// A/B for contributors: BENCH_BASE_DIST=<a copy of an earlier dist/> adds ours-http from that build.
+// A/B for contributors: BENCH_BASE_DIST=<a copy of an earlier dist/> adds ours-http from that build
+// (or, with BENCH_BASE_STORE=sqlite|redis|postgres, that store's row).
 if (env.BENCH_BASE_DIST) {
-  VARIANTS.push({ name: 'ours-base', pool: 'caibo', frame: 'node:http', what: `ours-http from ${env.BENCH_BASE_DIST}`, guard: 401, ours: true });
+  const store = env.BENCH_BASE_STORE ?? 'memory';
+  if (!['memory', 'sqlite', 'redis', 'postgres'].includes(store)) throw new Error(`BENCH_BASE_STORE: unknown store ${store}`);
+  const row = store === 'memory' ? 'ours-http' : `ours-${store}`;
+  VARIANTS.push({ name: 'ours-base', pool: 'caibo', frame: 'node:http', what: `${row} from ${env.BENCH_BASE_DIST}`, guard: 401, ours: true });
 }
 
 const only = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;

@@ -42,10 +42,14 @@ function bareExpress(express) {
 }
 
 /** The library, from the built package, as a merchant installs it. */
+/** A module of the build under test; ours-base takes it from a baseline build (BENCH_BASE_DIST), for before/after runs. */
+function dist(file) {
+  if (variant === 'ours-base') return require(path.resolve(process.env.BENCH_BASE_DIST, file));
+  return require(`../dist/${file}`);
+}
+
 function lib() {
-  // ours-base: the same row from a baseline build (BENCH_BASE_DIST), for before/after runs.
-  if (variant === 'ours-base') return require(path.resolve(process.env.BENCH_BASE_DIST, 'index.cjs'));
-  return require('../dist/index.cjs');
+  return dist('index.cjs');
 }
 
 async function makeStore(kind) {
@@ -55,7 +59,7 @@ async function makeStore(kind) {
       return new MemoryStore();
     }
     case 'sqlite': {
-      const { SqliteStore } = require('../dist/sqlite.cjs');
+      const { SqliteStore } = dist('sqlite.cjs');
       const file = path.join(os.tmpdir(), `caibo-bench-${tag}.sqlite`);
       cleanups.push(() => {
         for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
@@ -63,7 +67,7 @@ async function makeStore(kind) {
       return new SqliteStore({ path: file });
     }
     case 'redis': {
-      const { RedisStore } = require('../dist/redis.cjs');
+      const { RedisStore } = dist('redis.cjs');
       const Redis = require('ioredis');
       // As the README recommends: concurrent requests' commands share writes and round trips.
       const client = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: false, enableAutoPipelining: true });
@@ -76,7 +80,7 @@ async function makeStore(kind) {
       return new RedisStore({ client, prefix });
     }
     case 'postgres': {
-      const { PostgresStore } = require('../dist/postgres.cjs');
+      const { PostgresStore } = dist('postgres.cjs');
       const { Pool } = require('pg');
       const pool = new Pool({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test', max: 10 });
       const table = `caibo_bench_${tag}`;
@@ -196,8 +200,9 @@ async function listener() {
       return app;
     }
     case 'ours-http':
-    case 'ours-base':
       return onHttp(await ours(await makeStore('memory')));
+    case 'ours-base':
+      return onHttp(await ours(await makeStore(process.env.BENCH_BASE_STORE ?? 'memory')));
     case 'ours-default': {
       // No `store` option at all: the router's own default store (the soak).
       const { caiboCallbacks } = lib();

@@ -1,11 +1,12 @@
 // The durable stores alone, without HTTP: STORE_LOOP_WORKERS concurrent workers each claim a new
 // key and complete it with its ordering-guard state (what the router does for a handled final
 // payment), for STORE_LOOP_SECONDS, once with the store's default group commit and once with
-// `batch: false` (PostgreSQL and SQLite). Prints events/s, this process's CPU per event and, for
-// PostgreSQL on this machine, the database backends' CPU per event. Not part of `npm test`:
+// `batch: false`. Prints events/s, this process's CPU per event and, for PostgreSQL and Redis on
+// this machine, the database server's CPU per event. Not part of `npm test`:
 //
 //   npm run bench:stores                      # builds dist/, then postgres, sqlite, redis
 //   STORE_LOOP_STORES=postgres node bench/store-loop.mjs   # after `npx tsup`
+//   STORE_LOOP_BATCH='{"maxInFlight":1}' ...               # the batch option of the "default" runs
 import { createRequire } from 'node:module';
 import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -31,7 +32,7 @@ function ticks(pid) {
 
 async function open(kind, batch) {
   const tag = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  const options = batch === 'default' ? {} : { batch: false };
+  const options = batch === 'false' ? { batch: false } : env.STORE_LOOP_BATCH ? { batch: JSON.parse(env.STORE_LOOP_BATCH) } : {};
   switch (kind) {
     case 'postgres': {
       const { Pool } = require('pg');
@@ -67,9 +68,14 @@ async function open(kind, batch) {
       const { RedisStore } = require('../dist/redis.cjs');
       const client = new Redis({ host: '127.0.0.1', port: 6379 });
       const prefix = `caibo-loop:${tag}:`;
-      const store = new RedisStore({ client, prefix });
+      const store = new RedisStore({ client, prefix, ...options });
+      // Redis's own process, when it runs on this machine (its CPU counts as the database's).
+      const info = String(await client.info('server'));
+      const redisPid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+      const local = ['127.0.0.1', 'localhost', '::1'].includes(client.options.host) && ticks(redisPid) > 0;
       return {
         store,
+        backends: local ? async () => [redisPid] : undefined,
         close: async () => {
           await unlinkPrefix(client, prefix);
           await client.quit();
@@ -120,14 +126,13 @@ async function measure(kind, batch) {
   console.log(
     `${kind.padEnd(9)} batch ${batch.padEnd(7)} ${Math.round(events / seconds).toLocaleString('en-US').padStart(7)} events/s` +
       `  node CPU/event ${perEvent(cpu.user + cpu.system)}` +
-      (pids.length > 0 ? `  PostgreSQL CPU/event ${perEvent((db / CLK_TCK) * 1e6)} (${pids.length} backends)` : ''),
+      (pids.length === 0 ? '' : kind === 'redis' ? `  Redis CPU/event ${perEvent((db / CLK_TCK) * 1e6)}` : `  PostgreSQL CPU/event ${perEvent((db / CLK_TCK) * 1e6)} (${pids.length} backends)`),
   );
 }
 
 console.log(`store loop: ${WORKERS} workers, ${SECONDS} s per run, node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}`);
 for (const kind of STORES) {
-  // Redis has no group commit to turn off (each operation is one round trip already).
-  for (const batch of kind === 'redis' ? ['default'] : ['default', 'false']) {
+  for (const batch of ['default', 'false']) {
     try {
       await measure(kind, batch);
     } catch (error) {

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { Batcher, batchOptions, type BatchOptions } from './batch';
 import { checkTimeout, withTimeout } from './timeout';
 import type {
   CallbackStore,
@@ -40,6 +41,34 @@ export interface RedisStoreOptions {
    * once Redis is back. Defaults to `2000`.
    */
   operationTimeoutMs?: number;
+  /**
+   * Batching: the claims (and the completions) that concurrent requests make in one turn of the
+   * event loop go to Redis as one script call, so Redis runs one script, and the client builds
+   * and parses one command, for many events. A request alone is sent at once, as before; under
+   * load, while `maxInFlight` calls of a kind are out, the next one gathers everything that
+   * arrived meanwhile, up to `maxSize` events. Each event keeps its own outcome (of two copies
+   * of a key in one batch, the first claims it and the second finds it in flight), and the
+   * script is atomic, so a failed call fails only the operations in it. `false` sends one
+   * script call per operation. Not used on an ioredis Cluster client, where the keys of one
+   * batch may live in different slots. Defaults to `{ maxSize: 100, maxInFlight: 2 }`.
+   */
+  batch?: false | { maxSize?: number; maxInFlight?: number };
+}
+
+/** What one claim in a batch asks for. */
+interface ClaimItem {
+  key: string;
+  token: string;
+  leaseMs: number;
+}
+
+/** What one completion in a batch asks for: the key, and for a final payment state its key and JSON. */
+interface CompleteItem {
+  key: string;
+  token: string;
+  retentionMs: number;
+  stateKey?: string;
+  state?: string;
 }
 
 /*
@@ -50,13 +79,10 @@ export interface RedisStoreOptions {
  * script reads and writes the keys declared in its KEYS; the one that completes a key and records
  * a state touches two, and is not used on an ioredis Cluster (see completeWithState).
  */
+// SET NX first: a new key (nearly every callback) costs one call, not a GET and a SET.
 const CLAIM = `
-local v = redis.call('GET', KEYS[1])
-if not v then
-  redis.call('SET', KEYS[1], 'L:' .. ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-if v == 'D' then return 3 end
+if redis.call('SET', KEYS[1], 'L:' .. ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == 'D' then return 3 end
 return 2`;
 
 const COMPLETE = `
@@ -76,6 +102,37 @@ if redis.call('GET', KEYS[1]) == 'L:' .. ARGV[1] then
 end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 return done`;
+
+// The batched claim. KEYS: the event keys. ARGV: token and leaseMs for each, in turn. The keys are
+// claimed in order, so a second copy of a key in one batch finds the first one's lease.
+const CLAIM_MANY = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, 'L:' .. ARGV[i * 2 - 1], 'NX', 'PX', ARGV[i * 2]) then
+    out[i] = 1
+  elseif redis.call('GET', key) == 'D' then
+    out[i] = 3
+  else
+    out[i] = 2
+  end
+end
+return out`;
+
+// The batched completion. KEYS: event key and state key for each (the event key twice when there
+// is no state). ARGV: token, retentionMs and state ('' for none) for each. In order, so of two
+// states for one payment request the later one stays, as two calls in turn would leave it.
+const COMPLETE_MANY = `
+for i = 1, #KEYS / 2 do
+  local key = KEYS[i * 2 - 1]
+  local token, retention, state = ARGV[i * 3 - 2], ARGV[i * 3 - 1], ARGV[i * 3]
+  if redis.call('GET', key) == 'L:' .. token then
+    redis.call('SET', key, 'D', 'PX', retention)
+  end
+  if state ~= '' then
+    redis.call('SET', KEYS[i * 2], state, 'PX', retention)
+  end
+end
+return 1`;
 
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == 'L:' .. ARGV[1] then
@@ -192,6 +249,8 @@ const SCRIPTS = {
   claim: script(CLAIM),
   complete: script(COMPLETE),
   completeWithState: script(COMPLETE_WITH_STATE),
+  claimMany: script(CLAIM_MANY),
+  completeMany: script(COMPLETE_MANY),
   release: script(RELEASE),
   enqueue: script(ENQUEUE),
   lease: script(LEASE),
@@ -234,7 +293,8 @@ function text(value: unknown): string | null {
 
 /**
  * A dedupe store on Redis, shared by every process and machine that uses the same Redis and
- * prefix. Claim, complete and release are each one atomic Lua script (one round trip); leases and
+ * prefix. Claim, complete and release are each one atomic Lua script (one round trip), and the
+ * claims (and the completions) of concurrent requests share one script call (`batch`); leases and
  * retention are Redis key expiry. Its deferred-mode inbox is durable as far as Redis is (turn on
  * AOF or RDB persistence): each inbox operation is one script as well.
  *
@@ -252,6 +312,9 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   private readonly send: Send;
   /** An ioredis Cluster client: a script may only touch keys of one slot. */
   private readonly cluster: boolean;
+  /** Batched claims and completions; `null` with `batch: false` or on a Cluster client. */
+  private readonly claims: Batcher<ClaimItem, number> | null;
+  private readonly completions: Batcher<CompleteItem, void> | null;
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('RedisStore: pass { client, prefix? }');
@@ -261,6 +324,11 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     if (typeof prefix !== 'string') throw new TypeError('RedisStore: prefix must be a string');
     this.prefix = prefix;
     this.operationTimeoutMs = checkTimeout('RedisStore', options.operationTimeoutMs, 2_000);
+    const batch: BatchOptions | null = batchOptions('RedisStore', options.batch, { maxSize: 100, maxInFlight: 2 });
+    // On a Cluster, the keys of one batch may hash to different slots: one command per operation.
+    const batched = batch !== null && !this.cluster;
+    this.claims = batched ? new Batcher((items) => this.claimBatch(items), batch) : null;
+    this.completions = batched ? new Batcher((items) => this.completeBatch(items), batch) : null;
   }
 
   /**
@@ -280,8 +348,9 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   async claim(key: string, opts: ClaimOptions): Promise<ClaimResult> {
     const token = randomUUID();
     const fullKey = this.prefix + key;
+    const sent = this.claims ? this.claims.add({ key: fullKey, token, leaseMs: opts.leaseMs }) : this.run(SCRIPTS.claim, fullKey, [token, String(opts.leaseMs)]);
     const reply = await withTimeout(
-      this.run(SCRIPTS.claim, fullKey, [token, String(opts.leaseMs)]),
+      sent,
       this.operationTimeoutMs,
       { store: 'RedisStore', operation: 'claim' },
       // A claim that lands after we gave up would hold the key for a whole lease: give it back.
@@ -301,8 +370,37 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     }
   }
 
+  /** One script call for a batch of claims: one reply (1 claimed, 2 in flight, 3 done) per item. */
+  private async claimBatch(items: ClaimItem[]): Promise<number[]> {
+    const keys: string[] = [];
+    const args: string[] = [];
+    for (const item of items) {
+      keys.push(item.key);
+      args.push(item.token, String(item.leaseMs));
+    }
+    const reply = await this.runKeys(SCRIPTS.claimMany, keys, args);
+    if (!Array.isArray(reply) || reply.length !== items.length) throw new Error('RedisStore: unexpected batched claim reply');
+    return reply.map(Number);
+  }
+
   async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
+    if (this.completions) {
+      await this.timed('complete', () => this.completions!.add({ key: this.prefix + key, token, retentionMs: opts.retentionMs }));
+      return;
+    }
     await this.timed('complete', () => this.run(SCRIPTS.complete, this.prefix + key, [token, String(opts.retentionMs)]));
+  }
+
+  /** One script call for a batch of completions, with the states of those that carry one. */
+  private async completeBatch(items: CompleteItem[]): Promise<void[]> {
+    const keys: string[] = [];
+    const args: string[] = [];
+    for (const item of items) {
+      keys.push(item.key, item.stateKey ?? item.key);
+      args.push(item.token, String(item.retentionMs), item.state ?? '');
+    }
+    await this.runKeys(SCRIPTS.completeMany, keys, args);
+    return items.map(() => undefined);
   }
 
   async release(key: string, token: string): Promise<void> {
@@ -331,6 +429,11 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   async completeWithState(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
     if (this.cluster) {
       await Promise.all([this.complete(key, token, opts), this.setPaymentState(paymentRequestId, state, opts)]);
+      return;
+    }
+    if (this.completions) {
+      const item = { key: this.prefix + key, token, retentionMs: opts.retentionMs, stateKey: this.stateKey(paymentRequestId), state: JSON.stringify(state) };
+      await this.timed('completeWithState', () => this.completions!.add(item));
       return;
     }
     const retention = String(opts.retentionMs);

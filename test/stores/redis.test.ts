@@ -51,6 +51,126 @@ runStoreConformance({
   inbox: true,
 });
 
+runStoreConformance({
+  name: 'RedisStore (ioredis, batch: false)',
+  describe,
+  it,
+  expect,
+  createStore: () => new RedisStore({ client: ioredis, prefix: `${prefix}unbatched:${++stores}:`, batch: false }),
+  timing,
+  paymentStates: true,
+  completeWithState: true,
+  inbox: true,
+});
+
+/** The commands the client sent (not those a script ran) that name a key under `keyPrefix`, in order. */
+async function watchCommands(keyPrefix: string): Promise<{ seen: string[][]; stop: () => Promise<void> }> {
+  const monitor = await ioredis.monitor();
+  const seen: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source !== 'lua' && args.some((a) => a.startsWith(keyPrefix))) seen.push(args);
+  });
+  return {
+    seen,
+    stop: async () => {
+      // MONITOR reports asynchronously: let the last lines arrive.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      monitor.disconnect();
+    },
+  };
+}
+
+const paid = (key: string) => ({ key, paymentStatus: '4', transactionStatus: '1', receivedAt: '2026-12-07T19:00:00.000Z' });
+
+describe('RedisStore batching', () => {
+  it('sends concurrent claims as one script call and concurrent completions as another, each event keeping its own outcome', async () => {
+    const base = `${prefix}batch:`;
+    const store = new RedisStore({ client: ioredis, prefix: base });
+    await store.init();
+    const keys = Array.from({ length: 20 }, (_, i) => `evt-${i}`);
+    await ioredis.set(`${base}evt-9`, 'D');
+    const claimsWatch = await watchCommands(base);
+    const claims = await Promise.all([...keys, 'evt-3', 'evt-7'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+    await claimsWatch.stop();
+    expect(claimsWatch.seen.map((args) => args[0]!.toUpperCase())).toEqual(['EVALSHA']);
+    expect(claimsWatch.seen[0]!.slice(3, 3 + 22)).toEqual([...keys, 'evt-3', 'evt-7'].map((k) => base + k));
+    // evt-9 was done already; the second copies of evt-3 and evt-7 find the first copies' leases.
+    expect(claims.map((c) => c.status)).toEqual([...keys.map((k) => (k === 'evt-9' ? 'done' : 'claimed')), 'in_flight', 'in_flight']);
+    const leaseTtl = await ioredis.pttl(`${base}evt-0`);
+    expect(leaseTtl > 55_000 && leaseTtl <= 60_000).toBe(true);
+
+    const token = (i: number) => (claims[i] as { token: string }).token;
+    const completesWatch = await watchCommands(base);
+    await Promise.all(
+      keys.map((key, i) => {
+        if (key === 'evt-9') return undefined;
+        return i % 2 === 0
+          ? store.completeWithState(key, token(i), `pr-${i}`, paid(key), { retentionMs: 600_000 })
+          : store.complete(key, i === 5 ? 'stale-token' : token(i), { retentionMs: 600_000 });
+      }),
+    );
+    await completesWatch.stop();
+    expect(completesWatch.seen.map((args) => args[0]!.toUpperCase())).toEqual(['EVALSHA']);
+    const values = await ioredis.mget(...keys.map((k) => base + k));
+    expect(values.map((v, i) => (i === 5 ? v === `L:${token(5)}` : v === 'D'))).toEqual(keys.map(() => true));
+    const retentionTtl = await ioredis.pttl(`${base}evt-0`);
+    expect(retentionTtl > 590_000 && retentionTtl <= 600_000).toBe(true);
+    for (let i = 0; i < keys.length; i += 2) expect(await store.getPaymentState(`pr-${i}`)).toEqual(paid(keys[i]!));
+    expect(await store.getPaymentState('pr-1')).toBeNull();
+    expect(await store.claim('evt-5', { leaseMs: 60_000 })).toEqual({ status: 'in_flight' });
+    expect(await store.claim('evt-4', { leaseMs: 60_000 })).toEqual({ status: 'done' });
+  });
+
+  it('keeps the later of two final states for one payment request in a batch, as two calls in turn would', async () => {
+    const store = new RedisStore({ client: ioredis, prefix: `${prefix}batch-order:` });
+    const [a, b] = await Promise.all(['a', 'b'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+    const watch = await watchCommands(`${prefix}batch-order:`);
+    await Promise.all([
+      store.completeWithState('a', (a as { token: string }).token, 'pr', paid('a'), { retentionMs: 60_000 }),
+      store.completeWithState('b', (b as { token: string }).token, 'pr', paid('b'), { retentionMs: 60_000 }),
+    ]);
+    await watch.stop();
+    expect(watch.seen).toHaveLength(1);
+    expect(await store.getPaymentState('pr')).toEqual(paid('b'));
+  });
+
+  it('sends one script call per operation with batch: false, and on an ioredis Cluster client', async () => {
+    const asCluster = { isCluster: true as const, call: ioredis.call.bind(ioredis), evalsha: ioredis.evalsha.bind(ioredis) };
+    for (const [tag, store] of [
+      ['unbatched', new RedisStore({ client: ioredis, prefix: `${prefix}one-by-one:`, batch: false })],
+      ['cluster', new RedisStore({ client: asCluster, prefix: `${prefix}one-by-one-cluster:` })],
+    ] as const) {
+      const watch = await watchCommands(store.prefix);
+      const claims = await Promise.all(['x', 'y', 'z', 'x'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+      await watch.stop();
+      expect({ tag, sent: watch.seen.map((args) => args[0]!.toUpperCase()) }).toEqual({ tag, sent: ['EVALSHA', 'EVALSHA', 'EVALSHA', 'EVALSHA'] });
+      expect(claims.map((c) => c.status)).toEqual(['claimed', 'claimed', 'claimed', 'in_flight']);
+    }
+  });
+
+  it('gives back the keys of a claim that lands after operationTimeoutMs, batched or not', async () => {
+    // The real Redis, reached through a client that answers 150 ms late.
+    const slow = {
+      call: (command: string, ...args: (string | number)[]) =>
+        new Promise((resolve) => setTimeout(resolve, 150)).then(() => ioredis.call(command, ...args)),
+      evalsha: ioredis.evalsha.bind(ioredis),
+    };
+    for (const batch of [undefined, false] as const) {
+      const store = new RedisStore({ client: slow, prefix: `${prefix}late-${String(batch)}:`, operationTimeoutMs: 50, batch });
+      const outcomes = await Promise.allSettled(['p', 'q'].map((key) => store.claim(key, { leaseMs: 60_000 })));
+      expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).name : o.status))).toEqual(['StoreTimeoutError', 'StoreTimeoutError']);
+      // The claims land at about 150 ms, their releases about 150 ms after that.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await ioredis.mget(`${store.prefix}p`, `${store.prefix}q`)).toEqual([null, null]);
+    }
+  });
+
+  it('refuses a malformed batch option', () => {
+    expect(() => new RedisStore({ client: ioredis, batch: { maxSize: 0 } })).toThrow(/batch\.maxSize/);
+    expect(() => new RedisStore({ client: ioredis, batch: true as never })).toThrow(/batch must be false/);
+  });
+});
+
 describe('RedisStore', () => {
   it('shares state between an ioredis and a node-redis client on one prefix', async () => {
     const a = new RedisStore({ client: ioredis, prefix: `${prefix}shared:` });
