@@ -42,15 +42,16 @@ export interface RedisStoreOptions {
    */
   operationTimeoutMs?: number;
   /**
-   * Batching: the claims (and the completions) that concurrent requests make in one turn of the
-   * event loop go to Redis as one script call, so Redis runs one script, and the client builds
-   * and parses one command, for many events. A request alone is sent at once, as before; under
-   * load, while `maxInFlight` calls of a kind are out, the next one gathers everything that
-   * arrived meanwhile, up to `maxSize` events. Each event keeps its own outcome (of two copies
-   * of a key in one batch, the first claims it and the second finds it in flight), and the
-   * script is atomic, so a failed call fails only the operations in it. `false` sends one
-   * script call per operation. Not used on an ioredis Cluster client, where the keys of one
-   * batch may live in different slots. Defaults to `{ maxSize: 100, maxInFlight: 2 }`.
+   * Batching: the claims (and the completions, the deferred inbox's enqueues and acks) that
+   * concurrent requests make in one turn of the event loop go to Redis as one script call, so
+   * Redis runs one script, and the client builds and parses one command, for many events. A
+   * request alone is sent at once, as before; under load, while `maxInFlight` calls of a kind
+   * are out, the next one gathers everything that arrived meanwhile, up to `maxSize` events.
+   * Each event keeps its own outcome (of two copies of a key in one batch, the first claims or
+   * enqueues it and the second finds it taken), and the script is atomic, so a failed call
+   * fails only the operations in it. `false` sends one script call per operation. On an ioredis
+   * Cluster client, where the keys of one batch may live in different slots, only the inbox
+   * (whose keys share one slot) batches. Defaults to `{ maxSize: 100, maxInFlight: 2 }`.
    */
   batch?: false | { maxSize?: number; maxInFlight?: number };
 }
@@ -62,9 +63,23 @@ interface ClaimItem {
   leaseMs: number;
 }
 
+/** What one enqueue in a batch asks for. */
+interface EnqueueItem {
+  key: string;
+  payload: string;
+}
+
+/** What one ack in a batch asks for. */
+interface AckItem {
+  key: string;
+  token: string;
+  retentionMs: number;
+}
+
 /** What one completion in a batch asks for: the key, and for a final payment state its key and JSON. */
 interface CompleteItem {
   key: string;
+  /** `''` for a payment state alone (`setPaymentState`): no event key to complete. */
   token: string;
   retentionMs: number;
   stateKey?: string;
@@ -119,13 +134,14 @@ end
 return out`;
 
 // The batched completion. KEYS: event key and state key for each (the event key twice when there
-// is no state). ARGV: token, retentionMs and state ('' for none) for each. In order, so of two
-// states for one payment request the later one stays, as two calls in turn would leave it.
+// is no state; the state key twice for a state alone). ARGV: token ('' for a state alone),
+// retentionMs and state ('' for none) for each. In order, so of two states for one payment
+// request the later one stays, as two calls in turn would leave it.
 const COMPLETE_MANY = `
 for i = 1, #KEYS / 2 do
   local key = KEYS[i * 2 - 1]
   local token, retention, state = ARGV[i * 3 - 2], ARGV[i * 3 - 1], ARGV[i * 3]
-  if redis.call('GET', key) == 'L:' .. token then
+  if token ~= '' and redis.call('GET', key) == 'L:' .. token then
     redis.call('SET', key, 'D', 'PX', retention)
   end
   if state ~= '' then
@@ -200,6 +216,41 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
+// The batched enqueue. KEYS: due, queue, seq, then the record of each event. ARGV: key and payload
+// of each. In order, so a second copy of a key in one batch is a duplicate of the first.
+const ENQUEUE_MANY = `
+${NOW}
+local out = {}
+for i = 4, #KEYS do
+  local key, payload = ARGV[(i - 4) * 2 + 1], ARGV[(i - 4) * 2 + 2]
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    out[#out + 1] = 0
+  else
+    local seq = redis.call('INCR', KEYS[3])
+    redis.call('HSET', KEYS[i], 'payload', payload, 'state', 'pending', 'attempts', 0, 'next', now, 'created', now, 'seq', seq)
+    redis.call('ZADD', KEYS[1], now, key)
+    redis.call('ZADD', KEYS[2], seq, key)
+    out[#out + 1] = 1
+  end
+end
+return out`;
+
+// The batched ack. KEYS: due, queue, then the record of each event. ARGV: key, token and
+// retentionMs of each.
+const ACK_MANY = `
+for i = 3, #KEYS do
+  local key, token, retention = ARGV[(i - 3) * 3 + 1], ARGV[(i - 3) * 3 + 2], ARGV[(i - 3) * 3 + 3]
+  local f = redis.call('HMGET', KEYS[i], 'state', 'token')
+  if f[1] == 'running' and f[2] == token then
+    redis.call('HSET', KEYS[i], 'state', 'done', 'payload', '')
+    redis.call('HDEL', KEYS[i], 'token', 'until')
+    redis.call('ZREM', KEYS[1], key)
+    redis.call('ZREM', KEYS[2], key)
+    redis.call('PEXPIRE', KEYS[i], retention)
+  end
+end
+return 1`;
+
 // KEYS: record, due, queue, dead. ARGV: key, token, error, retryAt ('' for dead).
 const FAIL = `
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return 0 end
@@ -255,6 +306,8 @@ const SCRIPTS = {
   enqueue: script(ENQUEUE),
   lease: script(LEASE),
   ack: script(ACK),
+  enqueueMany: script(ENQUEUE_MANY),
+  ackMany: script(ACK_MANY),
   fail: script(FAIL),
   replay: script(REPLAY),
   list: script(LIST),
@@ -315,6 +368,9 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   /** Batched claims and completions; `null` with `batch: false` or on a Cluster client. */
   private readonly claims: Batcher<ClaimItem, number> | null;
   private readonly completions: Batcher<CompleteItem, void> | null;
+  /** Batched inbox writes: every inbox key shares the `{inbox}` hash tag, so these batch on a Cluster too. */
+  private readonly enqueues: Batcher<EnqueueItem, number> | null;
+  private readonly acks: Batcher<AckItem, void> | null;
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('RedisStore: pass { client, prefix? }');
@@ -329,6 +385,8 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     const batched = batch !== null && !this.cluster;
     this.claims = batched ? new Batcher((items) => this.claimBatch(items), batch) : null;
     this.completions = batched ? new Batcher((items) => this.completeBatch(items), batch) : null;
+    this.enqueues = batch === null ? null : new Batcher((items) => this.enqueueBatch(items), batch);
+    this.acks = batch === null ? null : new Batcher((items) => this.ackBatch(items), batch);
   }
 
   /**
@@ -415,6 +473,13 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
 
   /** Records the last final state of a payment request, expiring after `retentionMs`. */
   async setPaymentState(paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
+    if (this.completions) {
+      // With the batch's completions: the deferred worker records a state after each handled event.
+      const stateKey = this.stateKey(paymentRequestId);
+      const item = { key: stateKey, token: '', retentionMs: opts.retentionMs, stateKey, state: JSON.stringify(state) };
+      await this.timed('setPaymentState', () => this.completions!.add(item));
+      return;
+    }
     await this.timed('setPaymentState', () =>
       this.send(['SET', this.stateKey(paymentRequestId), JSON.stringify(state), 'PX', String(opts.retentionMs)]),
     );
@@ -445,9 +510,24 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   /** Inserts a pending record due now, unless `key` is in the inbox in any state (done ones until their retention ends). */
   async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
     const reply = await this.timed('enqueue', () =>
-      this.runKeys(SCRIPTS.enqueue, [this.record(key), this.inbox('due'), this.inbox('queue'), this.inbox('seq')], [key, payload]),
+      this.enqueues
+        ? this.enqueues.add({ key, payload })
+        : this.runKeys(SCRIPTS.enqueue, [this.record(key), this.inbox('due'), this.inbox('queue'), this.inbox('seq')], [key, payload]),
     );
     return Number(reply) === 1 ? 'enqueued' : 'duplicate';
+  }
+
+  /** One script call for a batch of enqueues: 1 (enqueued) or 0 (duplicate) per item. */
+  private async enqueueBatch(items: EnqueueItem[]): Promise<number[]> {
+    const keys = [this.inbox('due'), this.inbox('queue'), this.inbox('seq')];
+    const args: string[] = [];
+    for (const item of items) {
+      keys.push(this.record(item.key));
+      args.push(item.key, item.payload);
+    }
+    const reply = await this.runKeys(SCRIPTS.enqueueMany, keys, args);
+    if (!Array.isArray(reply) || reply.length !== items.length) throw new Error('RedisStore: unexpected batched enqueue reply');
+    return reply.map(Number);
   }
 
   /** Leases up to `limit` due records (pending and due, or running with an expired lease) in one script. */
@@ -470,8 +550,22 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   /** Marks a leased record done (if `token` holds it), drops its payload and lets it expire after `retentionMs`. */
   async ack(key: string, token: string, opts: CompleteOptions): Promise<void> {
     await this.timed('ack', () =>
-      this.runKeys(SCRIPTS.ack, [this.record(key), this.inbox('due'), this.inbox('queue')], [key, token, String(opts.retentionMs)]),
+      this.acks
+        ? this.acks.add({ key, token, retentionMs: opts.retentionMs })
+        : this.runKeys(SCRIPTS.ack, [this.record(key), this.inbox('due'), this.inbox('queue')], [key, token, String(opts.retentionMs)]),
     );
+  }
+
+  /** One script call for a batch of acks. */
+  private async ackBatch(items: AckItem[]): Promise<void[]> {
+    const keys = [this.inbox('due'), this.inbox('queue')];
+    const args: string[] = [];
+    for (const item of items) {
+      keys.push(this.record(item.key));
+      args.push(item.key, item.token, String(item.retentionMs));
+    }
+    await this.runKeys(SCRIPTS.ackMany, keys, args);
+    return items.map(() => undefined);
   }
 
   /** Records a failed run (if `token` holds the lease): pending again at `retryAt`, or dead when it is `null`. */

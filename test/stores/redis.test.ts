@@ -134,7 +134,7 @@ describe('RedisStore batching', () => {
     expect(await store.getPaymentState('pr')).toEqual(paid('b'));
   });
 
-  it('sends one script call per operation with batch: false, and on an ioredis Cluster client', async () => {
+  it('sends one script call per operation with batch: false, and on an ioredis Cluster client for all but the inbox', async () => {
     const asCluster = { isCluster: true as const, call: ioredis.call.bind(ioredis), evalsha: ioredis.evalsha.bind(ioredis) };
     for (const [tag, store] of [
       ['unbatched', new RedisStore({ client: ioredis, prefix: `${prefix}one-by-one:`, batch: false })],
@@ -145,6 +145,11 @@ describe('RedisStore batching', () => {
       await watch.stop();
       expect({ tag, sent: watch.seen.map((args) => args[0]!.toUpperCase()) }).toEqual({ tag, sent: ['EVALSHA', 'EVALSHA', 'EVALSHA', 'EVALSHA'] });
       expect(claims.map((c) => c.status)).toEqual(['claimed', 'claimed', 'claimed', 'in_flight']);
+      // The inbox's keys share one hash tag, so a Cluster client still batches its enqueues.
+      const inboxWatch = await watchCommands(store.prefix);
+      expect(await Promise.all(['x', 'y', 'z', 'x'].map((key) => store.enqueue(key, 'p')))).toEqual(['enqueued', 'enqueued', 'enqueued', 'duplicate']);
+      await inboxWatch.stop();
+      expect({ tag, calls: inboxWatch.seen.length }).toEqual({ tag, calls: tag === 'cluster' ? 1 : 4 });
     }
   });
 
@@ -163,6 +168,53 @@ describe('RedisStore batching', () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(await ioredis.mget(`${store.prefix}p`, `${store.prefix}q`)).toEqual([null, null]);
     }
+  });
+
+  it('batches the inbox: concurrent enqueues as one script call, concurrent acks as another, each keeping its own outcome', async () => {
+    const base = `${prefix}inbox-batch:`;
+    const store = new RedisStore({ client: ioredis, prefix: base });
+    await store.init();
+    const keys = Array.from({ length: 10 }, (_, i) => `e${i}`);
+    const enqueues = await watchCommands(base);
+    const results = await Promise.all([...keys, 'e4'].map((key) => store.enqueue(key, `payload-${key}`)));
+    await enqueues.stop();
+    expect(enqueues.seen.map((args) => args[0]!.toUpperCase())).toEqual(['EVALSHA']);
+    expect(results).toEqual([...keys.map(() => 'enqueued'), 'duplicate']);
+    // The order of the batch is the enqueue order, and the duplicate kept the first payload.
+    expect((await store.list('pending', { limit: 20 })).map((r) => [r.key, r.payload])).toEqual(keys.map((k) => [k, `payload-${k}`]));
+
+    const leased = await store.lease({ limit: 20, leaseMs: 60_000 });
+    expect(leased.map((r) => r.key).sort()).toEqual([...keys].sort());
+    const acks = await watchCommands(base);
+    await Promise.all(leased.map((r) => store.ack(r.key, r.key === 'e7' ? 'stale-token' : r.token, { retentionMs: 600_000 })));
+    await acks.stop();
+    expect(acks.seen.map((args) => args[0]!.toUpperCase())).toEqual(['EVALSHA']);
+    const states = await Promise.all(keys.map((k) => ioredis.hget(`${base}{inbox}:r:${k}`, 'state')));
+    expect(states).toEqual(keys.map((k) => (k === 'e7' ? 'running' : 'done')));
+    expect(await ioredis.zrange(`${base}{inbox}:due`, 0, -1)).toEqual(['e7']);
+    const ttl = await ioredis.pttl(`${base}{inbox}:r:e0`);
+    expect(ttl > 590_000 && ttl <= 600_000).toBe(true);
+    expect(await ioredis.hget(`${base}{inbox}:r:e0`, 'payload')).toBe('');
+  });
+
+  it('records payment states alone in the completions batch, with their retention', async () => {
+    const base = `${prefix}state-batch:`;
+    const store = new RedisStore({ client: ioredis, prefix: base });
+    const claim = await store.claim('k', { leaseMs: 60_000 });
+    const watch = await watchCommands(base);
+    await Promise.all([
+      store.setPaymentState('pr1', paid('a'), { retentionMs: 600_000 }),
+      store.complete('k', (claim as { token: string }).token, { retentionMs: 600_000 }),
+      store.setPaymentState('pr2', paid('b'), { retentionMs: 600_000 }),
+      store.setPaymentState('pr1', paid('c'), { retentionMs: 600_000 }),
+    ]);
+    await watch.stop();
+    expect(watch.seen.map((args) => args[0]!.toUpperCase())).toEqual(['EVALSHA']);
+    expect(await store.getPaymentState('pr1')).toEqual(paid('c'));
+    expect(await store.getPaymentState('pr2')).toEqual(paid('b'));
+    expect(await ioredis.get(`${base}k`)).toBe('D');
+    const ttl = await ioredis.pttl(`${base}state:pr2`);
+    expect(ttl > 590_000 && ttl <= 600_000).toBe(true);
   });
 
   it('refuses a malformed batch option', () => {
