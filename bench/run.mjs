@@ -61,6 +61,29 @@ if (!existsSync(path.join(here, '..', 'dist', 'index.cjs'))) {
   process.exit(1);
 }
 
+/**
+ * The rows a target compares run next to each other, so a drift of the host's speed between two
+ * rows of one round falls on both: Express 5 with B, Express 4 with B4, the node:http rows with C2
+ * and each other. The groups are rotated each round, and each group's order is reversed every
+ * other round, so no row always runs first or always runs before its reference.
+ */
+const GROUPS = [
+  ['B', 'ours-e5'],
+  ['B4', 'ours-e4'],
+  ['C', 'svix'],
+  ['A', 'octokit'],
+  ['C2', 'ours-http', 'ours-base', 'ours-redis', 'ours-deferred', 'ours-sqlite', 'ours-postgres'],
+];
+for (const v of VARIANTS) if (!GROUPS.some((g) => g.includes(v.name))) throw new Error(`bench: ${v.name} is in no group`);
+
+/** The selected rows in the order they run in `round` (from 1). */
+function roundOrder(round) {
+  const groups = GROUPS.map((g) => g.filter((name) => selected.some((v) => v.name === name))).filter((g) => g.length > 0);
+  const shift = (round - 1) % groups.length;
+  const rotated = [...groups.slice(shift), ...groups.slice(0, shift)];
+  return rotated.flatMap((g) => (round % 2 === 0 ? [...g].reverse() : g)).map((name) => selected.find((v) => v.name === name));
+}
+
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 const pinned = (core, args) => (hasTaskset ? ['taskset', ['-c', String(core), ...args]] : [args[0], args.slice(1)]);
 
@@ -304,9 +327,7 @@ async function main() {
   const runs = [];
   try {
     for (let round = 1; round <= ROUNDS; round++) {
-      // Rotate the order each round, so no variant always runs first or after the same neighbour.
-      const shift = (round - 1) % selected.length;
-      const order = [...selected.slice(shift), ...selected.slice(0, shift)];
+      const order = roundOrder(round);
       for (const variant of order) {
         let record;
         try {
