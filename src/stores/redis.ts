@@ -347,8 +347,8 @@ function text(value: unknown): string | null {
 /**
  * A dedupe store on Redis, shared by every process and machine that uses the same Redis and
  * prefix. Claim, complete and release are each one atomic Lua script (one round trip), and the
- * claims (and the completions) of concurrent requests share one script call (`batch`); leases and
- * retention are Redis key expiry. Its deferred-mode inbox is durable as far as Redis is (turn on
+ * operations of one kind that concurrent requests make share one script call (`batch`); leases
+ * and retention are Redis key expiry. Its deferred-mode inbox is durable as far as Redis is (turn on
  * AOF or RDB persistence): each inbox operation is one script as well.
  *
  * ```ts
@@ -436,7 +436,14 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       keys.push(item.key);
       args.push(item.token, String(item.leaseMs));
     }
-    const reply = await this.runKeys(SCRIPTS.claimMany, keys, args);
+    // The batch has its own deadline, so a call that never settles cannot hold a batch slot for
+    // good; if it lands after that, the keys it claimed are given back.
+    const reply = await withTimeout(this.runKeys(SCRIPTS.claimMany, keys, args), this.operationTimeoutMs, { store: 'RedisStore', operation: 'claim' }, (late) => {
+      if (!Array.isArray(late)) return;
+      late.forEach((status, i) => {
+        if (Number(status) === 1) this.run(SCRIPTS.release, items[i]!.key, [items[i]!.token]).catch(() => undefined);
+      });
+    });
     if (!Array.isArray(reply) || reply.length !== items.length) throw new Error('RedisStore: unexpected batched claim reply');
     return reply.map(Number);
   }
@@ -457,7 +464,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       keys.push(item.key, item.stateKey ?? item.key);
       args.push(item.token, String(item.retentionMs), item.state ?? '');
     }
-    await this.runKeys(SCRIPTS.completeMany, keys, args);
+    await this.timed('complete', () => this.runKeys(SCRIPTS.completeMany, keys, args));
     return items.map(() => undefined);
   }
 
@@ -525,7 +532,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       keys.push(this.record(item.key));
       args.push(item.key, item.payload);
     }
-    const reply = await this.runKeys(SCRIPTS.enqueueMany, keys, args);
+    const reply = await this.timed('enqueue', () => this.runKeys(SCRIPTS.enqueueMany, keys, args));
     if (!Array.isArray(reply) || reply.length !== items.length) throw new Error('RedisStore: unexpected batched enqueue reply');
     return reply.map(Number);
   }
@@ -564,7 +571,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       keys.push(this.record(item.key));
       args.push(item.key, item.token, String(item.retentionMs));
     }
-    await this.runKeys(SCRIPTS.ackMany, keys, args);
+    await this.timed('ack', () => this.runKeys(SCRIPTS.ackMany, keys, args));
     return items.map(() => undefined);
   }
 
@@ -603,6 +610,10 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   /** Nothing to free: the client belongs to the application, which quits it. */
   async close(): Promise<void> {}
 
+  /**
+   * `fn()` within `operationTimeoutMs`. Batches run through it too: a call that never settles
+   * would otherwise hold one of the batcher's `maxInFlight` slots for good.
+   */
   private timed<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     return withTimeout(fn(), this.operationTimeoutMs, { store: 'RedisStore', operation });
   }

@@ -217,6 +217,21 @@ describe('RedisStore batching', () => {
     expect(ttl > 590_000 && ttl <= 600_000).toBe(true);
   });
 
+  it('frees the batch slot of a call that never settles, so the store works again once Redis answers', async () => {
+    // The real Redis, through a client whose calls hang while `hang` is set (a stalled connection).
+    let hang = true;
+    const stalling = {
+      call: (command: string, ...args: (string | number)[]) => (hang ? new Promise<never>(() => undefined) : ioredis.call(command, ...args)),
+      evalsha: ioredis.evalsha.bind(ioredis),
+    };
+    const store = new RedisStore({ client: stalling, prefix: `${prefix}stall:`, operationTimeoutMs: 50, batch: { maxInFlight: 1 } });
+    await expect(store.claim('a', { leaseMs: 60_000 })).rejects.toMatchObject({ name: 'StoreTimeoutError', operation: 'claim' });
+    await expect(store.enqueue('a', 'p')).rejects.toMatchObject({ name: 'StoreTimeoutError', operation: 'enqueue' });
+    hang = false;
+    expect((await store.claim('b', { leaseMs: 60_000 })).status).toBe('claimed');
+    expect(await store.enqueue('b', 'p')).toBe('enqueued');
+  });
+
   it('refuses a malformed batch option', () => {
     expect(() => new RedisStore({ client: ioredis, batch: { maxSize: 0 } })).toThrow(/batch\.maxSize/);
     expect(() => new RedisStore({ client: ioredis, batch: true as never })).toThrow(/batch must be false/);
