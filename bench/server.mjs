@@ -41,13 +41,13 @@ function bareExpress(express) {
   return app;
 }
 
-/** The library, from the built package, as a merchant installs it. */
 /** A module of the build under test; ours-base takes it from a baseline build (BENCH_BASE_DIST), for before/after runs. */
 function dist(file) {
   if (variant === 'ours-base') return require(path.resolve(process.env.BENCH_BASE_DIST, file));
   return require(`../dist/${file}`);
 }
 
+/** The library, from the built package, as a merchant installs it. */
 function lib() {
   return dist('index.cjs');
 }
