@@ -411,10 +411,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       sent,
       this.operationTimeoutMs,
       { store: 'RedisStore', operation: 'claim' },
-      // A claim that lands after we gave up would hold the key for a whole lease: give it back.
-      (late) => {
-        if (Number(late) === 1) this.run(SCRIPTS.release, fullKey, [token]).catch(() => undefined);
-      },
+      (late) => this.giveBack(late, fullKey, token),
     );
     switch (Number(reply)) {
       case 1:
@@ -428,6 +425,14 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     }
   }
 
+  /**
+   * A claim reply that landed after the claim was given up: if it took the key, release it, or
+   * the key would stay leased (redeliveries answered 409) for a whole lease.
+   */
+  private giveBack(reply: unknown, fullKey: string, token: string): void {
+    if (Number(reply) === 1) this.run(SCRIPTS.release, fullKey, [token]).catch(() => undefined);
+  }
+
   /** One script call for a batch of claims: one reply (1 claimed, 2 in flight, 3 done) per item. */
   private async claimBatch(items: ClaimItem[]): Promise<number[]> {
     const keys: string[] = [];
@@ -439,10 +444,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     // The batch has its own deadline, so a call that never settles cannot hold a batch slot for
     // good; if it lands after that, the keys it claimed are given back.
     const reply = await withTimeout(this.runKeys(SCRIPTS.claimMany, keys, args), this.operationTimeoutMs, { store: 'RedisStore', operation: 'claim' }, (late) => {
-      if (!Array.isArray(late)) return;
-      late.forEach((status, i) => {
-        if (Number(status) === 1) this.run(SCRIPTS.release, items[i]!.key, [items[i]!.token]).catch(() => undefined);
-      });
+      if (Array.isArray(late)) late.forEach((status, i) => this.giveBack(status, items[i]!.key, items[i]!.token));
     });
     if (!Array.isArray(reply) || reply.length !== items.length) throw new Error('RedisStore: unexpected batched claim reply');
     return reply.map(Number);
