@@ -269,7 +269,15 @@ async function handle(runtime: Runtime, route: RouteSpec, path: string, query: s
 
   let rawBody: Buffer;
   try {
-    rawBody = method === 'GET' ? Buffer.alloc(0) : await readBody(req as MaybeParsedRequest, config.limit, config.bodyTimeoutMs);
+    if (method === 'GET') rawBody = Buffer.alloc(0);
+    else {
+      // node:http emits `request` when the headers are parsed and pushes the body that came in the
+      // same packet right after: one yield, and a callback's body is usually all buffered, which
+      // readBody then takes without listeners.
+      await undefined;
+      const body = readBody(req as MaybeParsedRequest, config.limit, config.bodyTimeoutMs);
+      rawBody = Buffer.isBuffer(body) ? body : await body;
+    }
   } catch (error) {
     const failure = error instanceof CallbackError ? error : new CallbackError('request.aborted', 'Body read failed', { cause: error });
     // Stop reading a body we will not use; an oversized or stalled one is not awaited, the connection closes.
