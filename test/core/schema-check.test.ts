@@ -75,4 +75,15 @@ describe('compileSchemaCheck (the notification schema, compiled by ajv)', () => 
     expect(check({ code: 'abc' })).toBe(false);
     expect(check({})).toBe(false);
   });
+
+  it('counts code points only for a string longer in UTF-16 units than the bound', () => {
+    const check = compileSchemaCheck(z.object({ s: z.string().max(3) }));
+    const schema = z.object({ s: z.string().max(3) });
+    // Three emoji are six units but three code points: longer in units, within the bound.
+    for (const s of ['', 'abc', '\u{1F600}\u{1F600}\u{1F600}', 'ab\u{1F600}', 'abcd', '\u{1F600}\u{1F600}\u{1F600}a', '\uD800\uD800\uD800\uD800']) {
+      expect([s, check({ s })]).toEqual([s, schema.safeParse({ s }).success]);
+    }
+    expect(check({ s: '\u{1F600}\u{1F600}\u{1F600}' })).toBe(true);
+    expect(check({ s: 'abcd' })).toBe(false);
+  });
 });
