@@ -70,6 +70,12 @@ function decodeComponent(raw: string): string {
 }
 
 /**
+ * The field names of the last form parsed, as property keys (so already internalized). Caibo
+ * sends the same names in the same order every time.
+ */
+let lastNames: readonly string[] = [];
+
+/**
  * Parses `application/x-www-form-urlencoded` text (also a GET query string) into a
  * {@link Fields} object. Caibo's published example is not percent-encoded (`notes=Payment notes`);
  * such spaces are kept. A repeated field is refused: which copy would be the truth is ambiguous.
@@ -78,12 +84,20 @@ function decodeComponent(raw: string): string {
  * escapes are decoded as UTF-8, a malformed escape stays as sent, empty segments are skipped.
  * One pass, with the repeat and count checks made as it goes, costs less than `URLSearchParams`
  * or `node:querystring` and a second loop over their result.
+ *
+ * Why the last form's names: a fresh slice used as a property key is looked up in V8's string
+ * table on each store and each load, which was most of this function's time. A name equal to
+ * the one in the same place last time is stored under that earlier, internalized string instead
+ * (about 0.5 µs less per notification). While every name so far has matched, none can repeat
+ * (the last form's names are distinct), so the repeat check starts at the first name that differs.
  */
 export function parseForm(text: string): Fields {
   const fields = createFields();
   // Caibo's bodies are usually not encoded at all: one look at the whole text spares a look at
   // each name and value.
   const plain = text.indexOf('%') === -1 && text.indexOf('+') === -1;
+  const expected = lastNames;
+  let matching = true;
   let count = 0;
   let start = 0;
   while (start < text.length) {
@@ -94,14 +108,20 @@ export function parseForm(text: string): Fields {
       const hasValue = eq !== -1 && eq < end;
       const rawName = text.slice(start, hasValue ? eq : end);
       const rawValue = hasValue ? text.slice(eq + 1, end) : '';
-      const name = plain ? rawName : decodeComponent(rawName);
-      const value = plain ? rawValue : decodeComponent(rawValue);
-      if (fields[name] !== undefined) throw new CallbackError('payload.invalid', `Field "${truncate(name)}" is repeated`, { expose: true });
-      if (++count > MAX_FIELDS) throw new CallbackError('payload.invalid', `More than ${MAX_FIELDS} fields`, { expose: true });
-      fields[name] = value;
+      let name = plain ? rawName : decodeComponent(rawName);
+      if (matching && name === expected[count]) {
+        name = expected[count]!;
+      } else {
+        matching = false;
+        if (fields[name] !== undefined) throw new CallbackError('payload.invalid', `Field "${truncate(name)}" is repeated`, { expose: true });
+        if (count >= MAX_FIELDS) throw new CallbackError('payload.invalid', `More than ${MAX_FIELDS} fields`, { expose: true });
+      }
+      fields[name] = plain ? rawValue : decodeComponent(rawValue);
+      count++;
     }
     start = end + 1;
   }
+  if (!matching || count !== expected.length) lastNames = Object.keys(fields);
   return fields;
 }
 

@@ -131,6 +131,58 @@ describe('parseForm', () => {
       { numRuns: 2000 },
     );
   });
+
+  it('names repeated after a run of the previous form\'s names are still refused, wherever the run ends', () => {
+    parseForm('a=1&b=2&c=3');
+    expect(parseForm('a=4&b=5&c=6')).toEqual({ a: '4', b: '5', c: '6' });
+    expect(refusal(() => parseForm('a=1&b=2&c=3&c=4')).message).toMatch(/"c" is repeated/);
+    parseForm('a=1&b=2&c=3');
+    expect(refusal(() => parseForm('a=1&b=2&a=3')).message).toMatch(/"a" is repeated/);
+    parseForm('a=1&b=2&c=3');
+    expect(refusal(() => parseForm('a=1&a=2&b=3&c=4')).message).toMatch(/"a" is repeated/);
+    parseForm('a=1&b=2&c=3');
+    expect(refusal(() => parseForm('a%3D=1&b=2&a%3D=3')).message).toMatch(/"a=" is repeated/);
+  });
+
+  it(`refuses field ${MAX_FIELDS + 1} right after a form of ${MAX_FIELDS} fields with the same names`, () => {
+    const names = Array.from({ length: MAX_FIELDS + 1 }, (_, i) => `g${i}=1`);
+    expect(Object.keys(parseForm(names.slice(0, MAX_FIELDS).join('&')))).toHaveLength(MAX_FIELDS);
+    expect(refusal(() => parseForm(names.join('&'))).message).toMatch(/More than 1000 fields/);
+  });
+
+  it('parses a form the same whatever form came before it (names reordered, dropped, repeated, renamed)', () => {
+    const segment = fc.tuple(fc.constantFrom('id', 'fee', 'code', 'a+b', 'a%20b', 'a b', ''), fc.constantFrom('1', '', 'x%41'));
+    const form = fc.array(segment, { maxLength: 8 });
+    fc.assert(
+      fc.property(form, fc.array(fc.tuple(fc.nat(8), fc.nat(8), fc.constantFrom('swap', 'copy', 'drop', 'rename')), { maxLength: 3 }), (first, edits) => {
+        const second: [string, string][] = [...first];
+        for (const [i, j, edit] of edits) {
+          if (second.length === 0) break;
+          const at = i % second.length;
+          const to = j % second.length;
+          if (edit === 'swap') [second[at], second[to]] = [second[to]!, second[at]!];
+          else if (edit === 'copy') second.splice(to, 0, second[at]!);
+          else if (edit === 'drop') second.splice(at, 1);
+          else second[at] = [`${second[at]![0]}z`, second[at]![1]];
+        }
+        const text = (segments: [string, string][]) => segments.map(([n, v]) => `${n}=${v}`).join('&');
+        const firstText = text(first);
+        try {
+          parseForm(firstText);
+        } catch {
+          // A first form with a repeat is refused; what it leaves behind must not matter either.
+        }
+        const params = new URLSearchParams(text(second));
+        const names = [...params.keys()];
+        if (new Set(names).size !== names.length) {
+          expect(refusal(() => parseForm(text(second))).type).toBe('payload.invalid');
+        } else {
+          expect({ ...parseForm(text(second)) }).toEqual(Object.fromEntries(params));
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
 });
 
 describe('parseJson', () => {
