@@ -96,6 +96,9 @@ function loadDriver(): DatabaseConstructor {
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
+/** WAL pages between automatic checkpoints, on a file the store opens (SQLite's default: 1,000). */
+const WAL_AUTOCHECKPOINT_PAGES = 8_000;
+
 /**
  * The SQL that creates the store's tables and indexes. The store runs it itself when it opens.
  * Times are epoch milliseconds. In `<table>_inbox` (deferred mode), `seq` keeps enqueue order,
@@ -209,6 +212,12 @@ export class SqliteStore implements CallbackStore, PaymentStateStore, InboxStore
       try {
         // WAL: readers never block the writer, and other processes can use the file at once.
         this.database.pragma('journal_mode = WAL');
+        // A checkpoint every 8,000 WAL pages (32 MB at 4 KB) instead of SQLite's 1,000: the same
+        // hot pages are written into the WAL by commit after commit, and a checkpoint copies each
+        // once, so fewer checkpoints copy far less. The SQLite bench row gained about 25%, and its
+        // p99 went from 18 to 37 ms (a checkpoint runs inside a commit and now copies more at a
+        // time); bench/README.md, "SQLite: fewer checkpoints".
+        this.database.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       } catch (error) {
         this.database.close();
         throw error;

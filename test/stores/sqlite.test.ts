@@ -139,6 +139,7 @@ describe('SqliteStore', () => {
     const file = path.join(dir, 'reopen.sqlite');
     const first = new SqliteStore({ path: file });
     expect(first.database.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(first.database.pragma('wal_autocheckpoint', { simple: true })).toBe(8000);
     const claim = await first.claim('evt', { leaseMs: 10_000 });
     if (claim.status !== 'claimed') throw new Error('expected a claim');
     await first.complete('evt', claim.token, { retentionMs: 60_000 });
@@ -156,6 +157,7 @@ describe('SqliteStore', () => {
     expect(db.open).toBe(true);
     expect(db.prepare(`SELECT count(*) AS n FROM my_callbacks`).get()).toEqual({ n: 0 });
     expect(db.pragma('journal_mode', { simple: true })).toBe('memory');
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
     db.close();
   });
 
