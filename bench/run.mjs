@@ -284,25 +284,32 @@ function perRound(runs, a, b) {
 function targets(rows, runs) {
   const r = (n) => rows[n];
   const out = [];
-  const check = (what, got, want, pass, pair) => out.push({ what, got, want, pass, ...(pair && { perRound: perRound(runs, ...pair) }) });
+  const check = (what, got, want, pass) => out.push({ what, got, want, pass });
   const has = (...ns) => ns.every((n) => r(n)?.rps);
-  if (has('ours-http', 'octokit')) check('node:http, memory: req/s ≥ octokit', r('ours-http').rps, r('octokit').rps, r('ours-http').rps >= r('octokit').rps, ['ours-http', 'octokit']);
+  /** req/s of `a` at least `min` × `b`'s, with the ratio within each round beside it. */
+  const atLeast = (what, a, b, min) =>
+    out.push({ what, got: r(a).rps / r(b).rps, want: min, pass: r(a).rps >= min * r(b).rps, perRound: perRound(runs, a, b) });
+  if (has('ours-http', 'octokit')) {
+    // Shown as the two req/s, not their ratio.
+    const { rps } = r('ours-http');
+    out.push({ what: 'node:http, memory: req/s ≥ octokit', got: rps, want: r('octokit').rps, pass: rps >= r('octokit').rps, perRound: perRound(runs, 'ours-http', 'octokit') });
+  }
   if (has('ours-http', 'C2')) {
-    check('node:http, memory: req/s ≥ 90% of C2', r('ours-http').rps / r('C2').rps, 0.9, r('ours-http').rps >= 0.9 * r('C2').rps, ['ours-http', 'C2']);
+    atLeast('node:http, memory: req/s ≥ 90% of C2', 'ours-http', 'C2', 0.9);
     check('node:http, memory: p99 ≤ 1.2× C2', r('ours-http').p99 / r('C2').p99, 1.2, r('ours-http').p99 <= 1.2 * r('C2').p99);
   }
   for (const [ours, base] of [['ours-e5', 'B'], ['ours-e4', 'B4']]) {
     if (has(ours, base)) {
-      check(`${ours}: req/s ≥ 100% of ${base}`, r(ours).rps / r(base).rps, 1, r(ours).rps >= r(base).rps, [ours, base]);
+      atLeast(`${ours}: req/s ≥ 100% of ${base}`, ours, base, 1);
       check(`${ours}: p99 ≤ ${base}'s`, r(ours).p99, r(base).p99, r(ours).p99 <= r(base).p99);
     }
   }
   for (const [store, min] of [['ours-redis', 0.5], ['ours-postgres', 0.3], ['ours-sqlite', 0.3]]) {
-    if (has(store, 'ours-http')) check(`${store}: req/s ≥ ${min * 100}% of memory on node:http`, r(store).rps / r('ours-http').rps, min, r(store).rps >= min * r('ours-http').rps, [store, 'ours-http']);
+    if (has(store, 'ours-http')) atLeast(`${store}: req/s ≥ ${min * 100}% of memory on node:http`, store, 'ours-http', min);
   }
   const d = r('ours-deferred');
   if (d?.rps && d.store && has(`ours-${d.store}`)) {
-    check(`deferred (${d.store}): req/s ≥ 80% of inline ${d.store}`, d.rps / r(`ours-${d.store}`).rps, 0.8, d.rps >= 0.8 * r(`ours-${d.store}`).rps, ['ours-deferred', `ours-${d.store}`]);
+    atLeast(`deferred (${d.store}): req/s ≥ 80% of inline ${d.store}`, 'ours-deferred', `ours-${d.store}`, 0.8);
   } else if (d?.skipped) {
     out.push({ what: 'deferred ≥ 80% of inline on the same store', skipped: d.skipped });
   }

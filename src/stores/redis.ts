@@ -407,12 +407,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     const token = randomUUID();
     const fullKey = this.prefix + key;
     const sent = this.claims ? this.claims.add({ key: fullKey, token, leaseMs: opts.leaseMs }) : this.run(SCRIPTS.claim, fullKey, [token, String(opts.leaseMs)]);
-    const reply = await withTimeout(
-      sent,
-      this.operationTimeoutMs,
-      { store: 'RedisStore', operation: 'claim' },
-      (late) => this.giveBack(late, fullKey, token),
-    );
+    const reply = await this.timed('claim', () => sent, (late) => this.giveBack(late, fullKey, token));
     switch (Number(reply)) {
       case 1:
         return { status: 'claimed', token };
@@ -443,7 +438,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     }
     // The batch has its own deadline, so a call that never settles cannot hold a batch slot for
     // good; if it lands after that, the keys it claimed are given back.
-    const reply = await withTimeout(this.runKeys(SCRIPTS.claimMany, keys, args), this.operationTimeoutMs, { store: 'RedisStore', operation: 'claim' }, (late) => {
+    const reply = await this.timed('claim', () => this.runKeys(SCRIPTS.claimMany, keys, args), (late) => {
       if (Array.isArray(late)) late.forEach((status, i) => this.giveBack(status, items[i]!.key, items[i]!.token));
     });
     if (!Array.isArray(reply) || reply.length !== items.length) throw new Error('RedisStore: unexpected batched claim reply');
@@ -613,11 +608,12 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   async close(): Promise<void> {}
 
   /**
-   * `fn()` within `operationTimeoutMs`. Batches run through it too: a call that never settles
-   * would otherwise hold one of the batcher's `maxInFlight` slots for good.
+   * `fn()` within `operationTimeoutMs`; `onLate` gets a result that lands after that. Batches run
+   * through it too: a call that never settles would otherwise hold one of the batcher's
+   * `maxInFlight` slots for good.
    */
-  private timed<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    return withTimeout(fn(), this.operationTimeoutMs, { store: 'RedisStore', operation });
+  private timed<T>(operation: string, fn: () => Promise<T>, onLate?: (late: T) => void): Promise<T> {
+    return withTimeout(fn(), this.operationTimeoutMs, { store: 'RedisStore', operation }, onLate);
   }
 
   /** The ordering guard's key for a payment request: `<prefix>state:<paymentRequestId>`. */
