@@ -15,34 +15,67 @@ export interface BatchOptions {
   maxInFlight: number;
 }
 
+/**
+ * A time limit for every item of a {@link Batcher}, counted from `add()`: the item fails with
+ * `error()` once it is up, whether it is still queued behind busy batches or in a batch whose call
+ * has not come back. One timer per batch (and one for the queue) keeps this, instead of a timer
+ * per item, which under load cost more than the batching saved.
+ */
+export interface BatchDeadline<I, O> {
+  /** Milliseconds from `add()`; `0` (or not finite) sets no limit. */
+  timeoutMs: number;
+  /** The error an item fails with when its time is up. */
+  error: (item: I) => Error;
+  /** A result that arrives for an item after it failed on time (a late claim to give back). */
+  onLate?: (item: I, result: O) => void;
+}
+
 interface Waiting<I, O> {
   item: I;
   resolve: (value: O) => void;
   reject: (error: unknown) => void;
+  /** `performance.now()` by which the item must settle (Infinity without a deadline). */
+  deadline: number;
+  settled: boolean;
 }
+
+/**
+ * A timer is due up to a millisecond early (its start is the event loop's cached time): an item
+ * this close to its deadline counts as due, rather than being re-armed for a sub-millisecond wait.
+ */
+const TIMER_SLACK_MS = 1;
 
 /**
  * Queues items and hands them to `run` in batches. `run` gets the items in the order they were
  * added and returns one result per item, in the same order; if it throws, every item of the
  * batch fails with that error (a batch is one statement or transaction: all of it happened or
- * none did).
+ * none did). With a {@link BatchDeadline}, an item fails once its time is up, and a batch whose
+ * items have all failed so frees its slot, so a call that never settles cannot hold it for good.
  */
 export class Batcher<I, O> {
   private queue: Waiting<I, O>[] = [];
   private inFlight = 0;
   private scheduled = false;
+  private queueTimer: NodeJS.Timeout | undefined;
   private readonly flush = (): void => this.drain();
+  private readonly timeoutMs: number;
 
   constructor(
     private readonly run: (items: I[]) => Promise<O[]> | O[],
     private readonly options: BatchOptions,
-  ) {}
+    private readonly deadline?: BatchDeadline<I, O>,
+  ) {
+    const ms = deadline?.timeoutMs ?? 0;
+    this.timeoutMs = ms > 0 && Number.isFinite(ms) ? ms : 0;
+  }
 
-  /** Resolves with the item's result once its batch has run. */
+  /** Resolves with the item's result once its batch has run; rejects once its time is up. */
   add(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      const deadline = this.timeoutMs > 0 ? performance.now() + this.timeoutMs : Infinity;
+      this.queue.push({ item, resolve, reject, deadline, settled: false });
       this.schedule();
+      if (this.timeoutMs > 0 && this.queueTimer === undefined) this.armQueueTimer();
     });
   }
 
@@ -64,16 +97,80 @@ export class Batcher<I, O> {
     }
   }
 
+  /**
+   * Fails the queued items whose time is up: they waited behind batches that did not come back.
+   * Items are queued in `add()` order, which is deadline order, so they are a prefix.
+   */
+  private armQueueTimer(): void {
+    const head = this.queue[0];
+    if (head === undefined) return;
+    this.queueTimer = setTimeout(
+      () => {
+        this.queueTimer = undefined;
+        const now = performance.now();
+        let expired = 0;
+        while (expired < this.queue.length && this.queue[expired]!.deadline - now <= TIMER_SLACK_MS) expired++;
+        if (expired > 0) {
+          const failed = this.queue.slice(0, expired);
+          this.queue = this.queue.slice(expired);
+          for (const waiting of failed) this.reject(waiting, this.deadline!.error(waiting.item));
+        }
+        this.armQueueTimer();
+      },
+      Math.max(1, Math.ceil(head.deadline - performance.now())),
+    );
+    // The batches in flight hold the process open while they run; this timer alone must not.
+    this.queueTimer.unref();
+  }
+
+  private resolve(waiting: Waiting<I, O>, value: O): void {
+    if (waiting.settled) return;
+    waiting.settled = true;
+    waiting.resolve(value);
+  }
+
+  private reject(waiting: Waiting<I, O>, error: unknown): void {
+    if (waiting.settled) return;
+    waiting.settled = true;
+    waiting.reject(error);
+  }
+
   private async start(batch: Waiting<I, O>[]): Promise<void> {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.inFlight--;
+      this.schedule();
+    };
+    // The batch's items are in deadline order: fail them as their time comes, and free the slot
+    // once none is left waiting, even if the call never settles.
+    let timer: NodeJS.Timeout | undefined;
+    let next = 0;
+    const expire = (): void => {
+      const now = performance.now();
+      while (next < batch.length && (batch[next]!.settled || batch[next]!.deadline - now <= TIMER_SLACK_MS)) {
+        this.reject(batch[next]!, this.deadline!.error(batch[next]!.item));
+        next++;
+      }
+      if (next === batch.length) release();
+      else timer = setTimeout(expire, Math.max(1, Math.ceil(batch[next]!.deadline - now)));
+    };
+    if (this.timeoutMs > 0) timer = setTimeout(expire, Math.max(1, Math.ceil(batch[0]!.deadline - performance.now())));
     try {
       const results = await this.run(batch.map((waiting) => waiting.item));
       if (results.length !== batch.length) throw new Error(`Batcher: ${results.length} results for ${batch.length} items`);
-      for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
+      const onLate = this.deadline?.onLate;
+      for (let i = 0; i < batch.length; i++) {
+        const waiting = batch[i]!;
+        if (!waiting.settled) this.resolve(waiting, results[i]!);
+        else if (onLate !== undefined) onLate(waiting.item, results[i]!);
+      }
     } catch (error) {
-      for (const waiting of batch) waiting.reject(error);
+      for (const waiting of batch) this.reject(waiting, error);
     } finally {
-      this.inFlight--;
-      this.schedule();
+      clearTimeout(timer);
+      release();
     }
   }
 }

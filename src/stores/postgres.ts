@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Batcher, batchOptions, type BatchOptions } from './batch';
-import { checkTimeout, withTimeout } from './timeout';
+import { checkTimeout, StoreTimeoutError, withTimeout } from './timeout';
 import type {
   CallbackStore,
   ClaimOptions,
@@ -97,6 +97,8 @@ interface ClaimItem {
 
 /** What one completion in a batch asks for: the key, and for a final payment state the state too. */
 interface CompleteItem {
+  /** The store method that asked, named by its timeout error. */
+  operation: 'complete' | 'completeWithState';
   key: string;
   token: string;
   retentionMs: number;
@@ -282,8 +284,17 @@ export class PostgresStore implements CallbackStore, PaymentStateStore, InboxSto
       throw new TypeError('PostgresStore: preparedStatements must be true or false');
     }
     const batch: BatchOptions | null = batchOptions('PostgresStore', options.batch, { maxSize: 100, maxInFlight: 4 });
-    this.claims = batch && new Batcher((items) => this.claimBatch(items), batch);
-    this.completions = batch && new Batcher((items) => this.completeBatch(items), batch);
+    // Each batched operation keeps its own operationTimeoutMs through the batcher's deadline: one
+    // timer per batch, not one per operation. A claim that lands after its time is released.
+    const timeout = (item: { operation: string }) => new StoreTimeoutError('PostgresStore', item.operation, this.operationTimeoutMs);
+    this.claims =
+      batch &&
+      new Batcher((items) => this.claimBatch(items), batch, {
+        timeoutMs: this.operationTimeoutMs,
+        error: () => timeout({ operation: 'claim' }),
+        onLate: (item, row) => this.releaseLate(item, row),
+      });
+    this.completions = batch && new Batcher<CompleteItem, void>((items) => this.completeBatch(items), batch, { timeoutMs: this.operationTimeoutMs, error: timeout });
 
     const t = this.tableName;
     const st = qualified(table, options.schema, '_states');
@@ -465,16 +476,18 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
    */
   async claim(key: string, opts: ClaimOptions): Promise<ClaimResult> {
     const item: ClaimItem = { key, token: randomUUID(), leaseMs: opts.leaseMs };
-    const row = await withTimeout(
-      this.claims ? this.claims.add(item) : this.claimOne(item),
-      this.operationTimeoutMs,
-      { store: 'PostgresStore', operation: 'claim' },
-      (late) => {
-        if (late.claimed) this.release(item.key, item.token).catch(() => undefined);
-      },
-    );
+    const row = this.claims
+      ? await this.claims.add(item)
+      : await withTimeout(this.claimOne(item), this.operationTimeoutMs, { store: 'PostgresStore', operation: 'claim' }, (late) =>
+          this.releaseLate(item, late),
+        );
     if (row.claimed) return { status: 'claimed', token: item.token };
     return row.done === true ? { status: 'done' } : { status: 'in_flight' };
+  }
+
+  /** A claim that took its key after it was given up: release it, or redeliveries wait out the lease. */
+  private releaseLate(item: ClaimItem, late: ClaimRow): void {
+    if (late.claimed) this.release(item.key, item.token).catch(() => undefined);
   }
 
   private async claimOne(item: ClaimItem): Promise<ClaimRow> {
@@ -544,16 +557,13 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
   }
 
   async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
-    await this.completeOne({ key, token, retentionMs: opts.retentionMs }, 'complete');
+    await this.completeOne({ operation: 'complete', key, token, retentionMs: opts.retentionMs });
   }
 
   /** One completion, in the next batch (or alone with `batch: false`), within `operationTimeoutMs`. */
-  private completeOne(item: CompleteItem, operation: string): Promise<unknown> {
-    const done: Promise<unknown> = this.completions ? this.completions.add(item) : this.completeBatch([item]);
-    return withTimeout(done, this.operationTimeoutMs, {
-      store: 'PostgresStore',
-      operation,
-    });
+  private completeOne(item: CompleteItem): Promise<unknown> {
+    if (this.completions) return this.completions.add(item);
+    return withTimeout(this.completeBatch([item]), this.operationTimeoutMs, { store: 'PostgresStore', operation: item.operation });
   }
 
   /**
@@ -625,7 +635,13 @@ WHERE key = $1 AND token = $2 AND state = 'running'`,
 
   /** `complete` and `setPaymentState` in one statement (one commit instead of two). */
   async completeWithState(key: string, token: string, paymentRequestId: string, state: PaymentState, opts: CompleteOptions): Promise<void> {
-    await this.completeOne({ key, token, retentionMs: opts.retentionMs, state: { paymentRequestId, json: JSON.stringify(state) } }, 'completeWithState');
+    await this.completeOne({
+      operation: 'completeWithState',
+      key,
+      token,
+      retentionMs: opts.retentionMs,
+      state: { paymentRequestId, json: JSON.stringify(state) },
+    });
   }
 
   /** Inserts a pending record due now, unless `key` is in the inbox in any state (done ones until their retention ends). */

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Batcher, batchOptions, type BatchOptions } from './batch';
-import { checkTimeout, withTimeout } from './timeout';
+import { checkTimeout, StoreTimeoutError, withTimeout } from './timeout';
 import type {
   CallbackStore,
   ClaimOptions,
@@ -78,6 +78,8 @@ interface AckItem {
 
 /** What one completion in a batch asks for: the key, and for a final payment state its key and JSON. */
 interface CompleteItem {
+  /** The store method that asked, named by its timeout error. */
+  operation: 'complete' | 'setPaymentState' | 'completeWithState';
   key: string;
   /** `''` for a payment state alone (`setPaymentState`): no event key to complete. */
   token: string;
@@ -383,10 +385,25 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     const batch: BatchOptions | null = batchOptions('RedisStore', options.batch, { maxSize: 100, maxInFlight: 2 });
     // On a Cluster, the keys of one batch may hash to different slots: one command per operation.
     const batched = batch !== null && !this.cluster;
-    this.claims = batched ? new Batcher((items) => this.claimBatch(items), batch) : null;
-    this.completions = batched ? new Batcher((items) => this.completeBatch(items), batch) : null;
-    this.enqueues = batch === null ? null : new Batcher((items) => this.enqueueBatch(items), batch);
-    this.acks = batch === null ? null : new Batcher((items) => this.ackBatch(items), batch);
+    // Each batched operation keeps its own operationTimeoutMs through the batcher's deadline: one
+    // timer per batch, not one per operation. A claim that lands after its time gives its key back.
+    const deadline = <I, O>(operation: (item: I) => string, onLate?: (item: I, result: O) => void) => ({
+      timeoutMs: this.operationTimeoutMs,
+      error: (item: I) => new StoreTimeoutError('RedisStore', operation(item), this.operationTimeoutMs),
+      onLate,
+    });
+    this.claims = batched
+      ? new Batcher(
+          (items) => this.claimBatch(items),
+          batch,
+          deadline<ClaimItem, number>(() => 'claim', (item, status) => this.giveBack(status, item.key, item.token)),
+        )
+      : null;
+    this.completions = batched
+      ? new Batcher((items) => this.completeBatch(items), batch, deadline<CompleteItem, void>((item) => item.operation))
+      : null;
+    this.enqueues = batch === null ? null : new Batcher((items) => this.enqueueBatch(items), batch, deadline<EnqueueItem, number>(() => 'enqueue'));
+    this.acks = batch === null ? null : new Batcher((items) => this.ackBatch(items), batch, deadline<AckItem, void>(() => 'ack'));
   }
 
   /**
@@ -406,8 +423,9 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   async claim(key: string, opts: ClaimOptions): Promise<ClaimResult> {
     const token = randomUUID();
     const fullKey = this.prefix + key;
-    const sent = this.claims ? this.claims.add({ key: fullKey, token, leaseMs: opts.leaseMs }) : this.run(SCRIPTS.claim, fullKey, [token, String(opts.leaseMs)]);
-    const reply = await this.timed('claim', () => sent, (late) => this.giveBack(late, fullKey, token));
+    const reply = this.claims
+      ? await this.claims.add({ key: fullKey, token, leaseMs: opts.leaseMs })
+      : await this.timed('claim', () => this.run(SCRIPTS.claim, fullKey, [token, String(opts.leaseMs)]), (late) => this.giveBack(late, fullKey, token));
     switch (Number(reply)) {
       case 1:
         return { status: 'claimed', token };
@@ -436,18 +454,15 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       keys.push(item.key);
       args.push(item.token, String(item.leaseMs));
     }
-    // The batch has its own deadline, so a call that never settles cannot hold a batch slot for
-    // good; if it lands after that, the keys it claimed are given back.
-    const reply = await this.timed('claim', () => this.runKeys(SCRIPTS.claimMany, keys, args), (late) => {
-      if (Array.isArray(late)) late.forEach((status, i) => this.giveBack(status, items[i]!.key, items[i]!.token));
-    });
+    // The batcher fails each claim at its deadline and hands a late reply to giveBack.
+    const reply = await this.runKeys(SCRIPTS.claimMany, keys, args);
     if (!Array.isArray(reply) || reply.length !== items.length) throw new Error('RedisStore: unexpected batched claim reply');
     return reply.map(Number);
   }
 
   async complete(key: string, token: string, opts: CompleteOptions): Promise<void> {
     if (this.completions) {
-      await this.timed('complete', () => this.completions!.add({ key: this.prefix + key, token, retentionMs: opts.retentionMs }));
+      await this.completions.add({ operation: 'complete', key: this.prefix + key, token, retentionMs: opts.retentionMs });
       return;
     }
     await this.timed('complete', () => this.run(SCRIPTS.complete, this.prefix + key, [token, String(opts.retentionMs)]));
@@ -461,7 +476,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       keys.push(item.key, item.stateKey ?? item.key);
       args.push(item.token, String(item.retentionMs), item.state ?? '');
     }
-    await this.timed('complete', () => this.runKeys(SCRIPTS.completeMany, keys, args));
+    await this.runKeys(SCRIPTS.completeMany, keys, args);
     return items.map(() => undefined);
   }
 
@@ -480,8 +495,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     if (this.completions) {
       // With the batch's completions: the deferred worker records a state after each handled event.
       const stateKey = this.stateKey(paymentRequestId);
-      const item = { key: stateKey, token: '', retentionMs: opts.retentionMs, stateKey, state: JSON.stringify(state) };
-      await this.timed('setPaymentState', () => this.completions!.add(item));
+      await this.completions.add({ operation: 'setPaymentState', key: stateKey, token: '', retentionMs: opts.retentionMs, stateKey, state: JSON.stringify(state) });
       return;
     }
     await this.timed('setPaymentState', () =>
@@ -501,8 +515,14 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       return;
     }
     if (this.completions) {
-      const item = { key: this.prefix + key, token, retentionMs: opts.retentionMs, stateKey: this.stateKey(paymentRequestId), state: JSON.stringify(state) };
-      await this.timed('completeWithState', () => this.completions!.add(item));
+      await this.completions.add({
+        operation: 'completeWithState',
+        key: this.prefix + key,
+        token,
+        retentionMs: opts.retentionMs,
+        stateKey: this.stateKey(paymentRequestId),
+        state: JSON.stringify(state),
+      });
       return;
     }
     const retention = String(opts.retentionMs);
@@ -513,11 +533,11 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
 
   /** Inserts a pending record due now, unless `key` is in the inbox in any state (done ones until their retention ends). */
   async enqueue(key: string, payload: string): Promise<'enqueued' | 'duplicate'> {
-    const reply = await this.timed('enqueue', () =>
-      this.enqueues
-        ? this.enqueues.add({ key, payload })
-        : this.runKeys(SCRIPTS.enqueue, [this.record(key), this.inbox('due'), this.inbox('queue'), this.inbox('seq')], [key, payload]),
-    );
+    const reply = this.enqueues
+      ? await this.enqueues.add({ key, payload })
+      : await this.timed('enqueue', () =>
+          this.runKeys(SCRIPTS.enqueue, [this.record(key), this.inbox('due'), this.inbox('queue'), this.inbox('seq')], [key, payload]),
+        );
     return Number(reply) === 1 ? 'enqueued' : 'duplicate';
   }
 
@@ -529,7 +549,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       keys.push(this.record(item.key));
       args.push(item.key, item.payload);
     }
-    const reply = await this.timed('enqueue', () => this.runKeys(SCRIPTS.enqueueMany, keys, args));
+    const reply = await this.runKeys(SCRIPTS.enqueueMany, keys, args);
     if (!Array.isArray(reply) || reply.length !== items.length) throw new Error('RedisStore: unexpected batched enqueue reply');
     return reply.map(Number);
   }
@@ -553,10 +573,12 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
 
   /** Marks a leased record done (if `token` holds it), drops its payload and lets it expire after `retentionMs`. */
   async ack(key: string, token: string, opts: CompleteOptions): Promise<void> {
+    if (this.acks) {
+      await this.acks.add({ key, token, retentionMs: opts.retentionMs });
+      return;
+    }
     await this.timed('ack', () =>
-      this.acks
-        ? this.acks.add({ key, token, retentionMs: opts.retentionMs })
-        : this.runKeys(SCRIPTS.ack, [this.record(key), this.inbox('due'), this.inbox('queue')], [key, token, String(opts.retentionMs)]),
+      this.runKeys(SCRIPTS.ack, [this.record(key), this.inbox('due'), this.inbox('queue')], [key, token, String(opts.retentionMs)]),
     );
   }
 
@@ -568,7 +590,7 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
       keys.push(this.record(item.key));
       args.push(item.key, item.token, String(item.retentionMs));
     }
-    await this.timed('ack', () => this.runKeys(SCRIPTS.ackMany, keys, args));
+    await this.runKeys(SCRIPTS.ackMany, keys, args);
     return items.map(() => undefined);
   }
 
@@ -608,9 +630,8 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
   async close(): Promise<void> {}
 
   /**
-   * `fn()` within `operationTimeoutMs`; `onLate` gets a result that lands after that. Batches run
-   * through it too: a call that never settles would otherwise hold one of the batcher's
-   * `maxInFlight` slots for good.
+   * `fn()` within `operationTimeoutMs`; `onLate` gets a result that lands after that. (Batched
+   * operations get the same limit from their batcher's deadline.)
    */
   private timed<T>(operation: string, fn: () => Promise<T>, onLate?: (late: T) => void): Promise<T> {
     return withTimeout(fn(), this.operationTimeoutMs, { store: 'RedisStore', operation }, onLate);
