@@ -7,7 +7,7 @@
 //      BENCH_POOL_RATE (requests/s the caibo pool is sized for; default 120000),
 //      BENCH_NODE_ARGS (node flags for the servers, e.g. --cpu-prof --cpu-prof-dir=DIR).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -120,6 +120,37 @@ function procTimes(pid) {
 }
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
 
+/** The database server's process name (`comm`) for a store row; SQLite and memory run in the server. */
+const DB_PROCESS = { redis: 'redis-server', postgres: 'postgres' };
+
+/**
+ * CPU ticks so far of every process named `comm` on this machine (PostgreSQL runs a backend per
+ * connection plus its writers), by pid. The database shares the two cores with the server and the
+ * load generator, so its CPU per request is part of what a store row costs.
+ */
+function dbTicks(comm) {
+  const ticks = new Map();
+  if (comm === undefined) return ticks;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== comm) continue;
+    } catch {
+      continue;
+    }
+    const t = procTimes(Number(entry));
+    if (t !== null) ticks.set(entry, t.user + t.sys);
+  }
+  return ticks;
+}
+
+/** Ticks spent between two {@link dbTicks} readings (a process new since the first counts from 0). */
+function dbTicksSpent(before, after) {
+  let spent = 0;
+  for (const [pid, t] of after) spent += t - (before.get(pid) ?? 0);
+  return spent;
+}
+
 function peakRssMb(pid) {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -197,11 +228,14 @@ async function runOne(loadgen, variant, round) {
     const poolSize = Math.ceil(POOL_RATES[variant.pool] * (WARMUP + DURATION) * 1.1);
     loadgen.send({ type: 'run', url: `http://127.0.0.1:${port}${POOL_PATHS[variant.pool]}`, pool: variant.pool, warmup: WARMUP, duration: DURATION, connections: CONNECTIONS, poolSize });
     await waitFor(loadgen, ['measuring', 'error']);
+    const dbComm = DB_PROCESS[msg.store];
+    const db0 = dbTicks(dbComm);
     const times0 = procTimes(pid);
     const t0 = performance.now();
     const out = await waitFor(loadgen, ['result', 'error']);
     if (out.type === 'error') throw new Error(`load generator: ${out.message}`);
     const times1 = procTimes(pid);
+    const db1 = dbTicks(dbComm);
     const wallS = (performance.now() - t0) / 1000;
     const serverCpu = times0 === null || times1 === null ? null : (times1.user + times1.sys - times0.user - times0.sys) / CLK_TCK / wallS;
     // The server's CPU per answered request, split into user (JS, V8, libuv) and system
@@ -213,9 +247,12 @@ async function runOne(loadgen, variant, round) {
       times0 === null || times1 === null || !(requests > 0)
         ? null
         : { userUs: perRequestUs(times1.user - times0.user), sysUs: perRequestUs(times1.sys - times0.sys) };
+    // The database's CPU over the same window: its share of a core and its µs per request.
+    const dbSpent = dbTicksSpent(db0, db1);
+    const dbCpu = dbComm === undefined ? null : { share: dbSpent / CLK_TCK / wallS, perRequestUs: requests > 0 ? perRequestUs(dbSpent) : null };
     const peakRss = peakRssMb(pid);
     const stats = await stopServer(child);
-    return { ...out.result, serverCpu, cpuPerRequest, peakRssMb: peakRss, guard: guarded, stats, store: msg.store, loadavg: os.loadavg()[0] };
+    return { ...out.result, serverCpu, cpuPerRequest, dbCpu, peakRssMb: peakRss, guard: guarded, stats, store: msg.store, loadavg: os.loadavg()[0] };
   } catch (error) {
     await stopServer(child);
     throw error;
@@ -254,6 +291,8 @@ function summarise(runs) {
       cpuUserUs: median(ok.map((r) => r.cpuPerRequest?.userUs ?? null)),
       cpuSysUs: median(ok.map((r) => r.cpuPerRequest?.sysUs ?? null)),
       loadgenCpu: median(ok.map((r) => r.loadgenCpu)),
+      dbCpu: median(ok.map((r) => r.dbCpu?.share ?? null)),
+      dbCpuUs: median(ok.map((r) => r.dbCpu?.perRequestUs ?? null)),
       poolWrapped: ok.some((r) => r.poolWrapped),
       duplicates: ok.reduce((s, r) => s + (r.stats?.duplicate ?? 0), 0),
       store: ok[0].store,
@@ -320,16 +359,16 @@ const f = (x, digits = 0) => (x === null || x === undefined ? '—' : x.toLocale
 const pct = (x) => (x === null || x === undefined ? '—' : `${Math.round(x * 100)}%`);
 
 function table(rows) {
-  const head = '| row | framework | req/s | p50 ms | p99 ms | p99.9 ms | peak RSS MB | non-2xx | server CPU | CPU µs/req (user+sys) | loadgen CPU | vs B | vs C2 |';
-  const lines = [head, '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const head = '| row | framework | req/s | p50 ms | p99 ms | p99.9 ms | peak RSS MB | non-2xx | server CPU | CPU µs/req (user+sys) | loadgen CPU | database CPU (µs/req) | vs B | vs C2 |';
+  const lines = [head, '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const row of Object.values(rows)) {
     if (row.rps === undefined) {
-      lines.push(`| ${row.name} | ${row.frame} | skipped: ${row.skipped} ||||||||||| `);
+      lines.push(`| ${row.name} | ${row.frame} | skipped: ${row.skipped} |||||||||||| `);
       continue;
     }
     const vsB = row.vsB4 !== undefined ? `${pct(row.vsB)} (B4 ${pct(row.vsB4)})` : pct(row.vsB);
     lines.push(
-      `| ${row.name}${row.store && row.name === 'ours-deferred' ? ` (${row.store})` : ''} | ${row.frame} | ${f(row.rps)} | ${f(row.p50, 2)} | ${f(row.p99, 2)} | ${f(row.p999, 2)} | ${f(row.peakRssMb)} | ${f(row.non2xx)} | ${pct(row.serverCpu)} | ${row.cpuUserUs === null ? '—' : `${f(row.cpuUserUs)}+${f(row.cpuSysUs)}`} | ${pct(row.loadgenCpu)} | ${vsB} | ${row.vsC2 === undefined ? '' : pct(row.vsC2)} |`,
+      `| ${row.name}${row.store && row.name === 'ours-deferred' ? ` (${row.store})` : ''} | ${row.frame} | ${f(row.rps)} | ${f(row.p50, 2)} | ${f(row.p99, 2)} | ${f(row.p999, 2)} | ${f(row.peakRssMb)} | ${f(row.non2xx)} | ${pct(row.serverCpu)} | ${row.cpuUserUs === null ? '—' : `${f(row.cpuUserUs)}+${f(row.cpuSysUs)}`} | ${pct(row.loadgenCpu)} | ${row.dbCpu === null ? '' : `${pct(row.dbCpu)} (${f(row.dbCpuUs)})`} | ${vsB} | ${row.vsC2 === undefined ? '' : pct(row.vsC2)} |`,
     );
   }
   return lines.join('\n');
@@ -359,7 +398,7 @@ async function main() {
         else if (record.error) console.log(`round ${round} ${variant.name.padEnd(14)} ERROR: ${record.error}`);
         else {
           console.log(
-            `round ${round} ${variant.name.padEnd(14)} ${f(record.rps).padStart(7)} req/s  p50 ${f(record.latency.p50, 2)}  p99 ${f(record.latency.p99, 2)}  p99.9 ${f(record.latency.p999, 2)} ms  RSS ${f(record.peakRssMb)} MB  non-2xx ${record.non2xx + record.errors + record.timeouts}  cpu srv ${pct(record.serverCpu)}${record.cpuPerRequest ? ` (${f(record.cpuPerRequest.userUs)}+${f(record.cpuPerRequest.sysUs)} µs/req)` : ''} gen ${pct(record.loadgenCpu)}${record.poolWrapped ? '  POOL WRAPPED (duplicates)' : ''}${record.stats?.duplicate ? `  duplicates ${record.stats.duplicate}` : ''}  load ${record.loadavg.toFixed(2)}`,
+            `round ${round} ${variant.name.padEnd(14)} ${f(record.rps).padStart(7)} req/s  p50 ${f(record.latency.p50, 2)}  p99 ${f(record.latency.p99, 2)}  p99.9 ${f(record.latency.p999, 2)} ms  RSS ${f(record.peakRssMb)} MB  non-2xx ${record.non2xx + record.errors + record.timeouts}  cpu srv ${pct(record.serverCpu)}${record.cpuPerRequest ? ` (${f(record.cpuPerRequest.userUs)}+${f(record.cpuPerRequest.sysUs)} µs/req)` : ''} gen ${pct(record.loadgenCpu)}${record.dbCpu ? ` db ${pct(record.dbCpu.share)} (${f(record.dbCpu.perRequestUs)} µs/req)` : ''}${record.poolWrapped ? '  POOL WRAPPED (duplicates)' : ''}${record.stats?.duplicate ? `  duplicates ${record.stats.duplicate}` : ''}  load ${record.loadavg.toFixed(2)}`,
           );
         }
       }
