@@ -57,8 +57,9 @@ if (require.main === module) {
     console.error('Set CAIBO_SECRET to your Caibo API key (and CAIBO_ALLOW_IPS to Caibo\'s addresses).');
     process.exit(1);
   }
-  // Auto-pipelining: the commands of concurrent callbacks share writes and round trips.
-  const redis = new Redis(process.env.REDIS_URL || 'redis://127.0.0.1:6379', { enableAutoPipelining: true });
+  // A plain client: the store batches the operations of concurrent callbacks itself, so
+  // ioredis' auto-pipelining would only add work (see the README's Redis notes).
+  const redis = new Redis(process.env.REDIS_URL || 'redis://127.0.0.1:6379');
   redis.on('error', (error) => console.error('redis:', error.message));
   const { app, router } = createApp({ redis, logger: console });
   const port = Number(process.env.PORT || 3000);
