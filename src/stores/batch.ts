@@ -19,7 +19,7 @@ export interface BatchOptions {
  * A time limit for every item of a {@link Batcher}, counted from `add()`: the item fails with
  * `error()` once it is up, whether it is still queued behind busy batches or in a batch whose call
  * has not come back. One timer per batch (and one for the queue) keeps this, instead of a timer
- * per item, which under load cost more than the batching saved.
+ * and a promise per item, which under load cost 1–2 µs of the app's CPU per event.
  */
 export interface BatchDeadline<I, O> {
   /** Milliseconds from `add()`; `0` (or not finite) sets no limit. */
