@@ -123,6 +123,15 @@ export class Batcher<I, O> {
     this.queueTimer.unref();
   }
 
+  /** Hands a late result on; a hook that throws must not fail the batch's other items, which succeeded. */
+  private late(onLate: (item: I, result: O) => void, item: I, result: O): void {
+    try {
+      onLate(item, result);
+    } catch {
+      // Nothing to fail: the item already failed on time, and the rest of the batch is fine.
+    }
+  }
+
   private resolve(waiting: Waiting<I, O>, value: O): void {
     if (waiting.settled) return;
     waiting.settled = true;
@@ -164,7 +173,7 @@ export class Batcher<I, O> {
       for (let i = 0; i < batch.length; i++) {
         const waiting = batch[i]!;
         if (!waiting.settled) this.resolve(waiting, results[i]!);
-        else if (onLate !== undefined) onLate(waiting.item, results[i]!);
+        else if (onLate !== undefined) this.late(onLate, waiting.item, results[i]!);
       }
     } catch (error) {
       for (const waiting of batch) this.reject(waiting, error);

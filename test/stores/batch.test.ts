@@ -200,6 +200,31 @@ describe('Batcher deadline', () => {
     expect(late).toEqual([]);
   });
 
+  it('resolves the items still waiting in a batch even when onLate throws for one that timed out', async () => {
+    const { run, batches } = controlledRunner();
+    const batcher = new Batcher(run, { maxSize: 10, maxInFlight: 1 }, {
+      timeoutMs: 200,
+      error: (item: number) => new Error(`item ${item} timed out`),
+      onLate: () => {
+        throw new Error('hook failed');
+      },
+    });
+    const blocker = batcher.add(0);
+    await turn();
+    const early = batcher.add(1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const late = batcher.add(2);
+    batches[0]!.finish();
+    expect(await blocker).toBe('r0');
+    await turn();
+    expect(batches.map((b) => b.items)).toEqual([[0], [1, 2]]);
+    // Item 1 runs out of time while item 2 still has about 100 ms.
+    await expect(early).rejects.toThrow('item 1 timed out');
+    batches[1]!.finish();
+    // onLate throws for item 1; item 2's result still reaches it.
+    expect(await late).toBe('r2');
+  });
+
   it('fails a batch that errors with its error, not a timeout', async () => {
     const { run, batches } = controlledRunner();
     const batcher = new Batcher(run, { maxSize: 10, maxInFlight: 1 }, deadline(5_000));
