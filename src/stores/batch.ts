@@ -158,7 +158,7 @@ export class Batcher<I, O> {
     let next = 0;
     const expire = (): void => {
       const now = performance.now();
-      while (next < batch.length && (batch[next]!.settled || batch[next]!.deadline - now <= TIMER_SLACK_MS)) {
+      while (next < batch.length && batch[next]!.deadline - now <= TIMER_SLACK_MS) {
         this.reject(batch[next]!, this.deadline!.error(batch[next]!.item));
         next++;
       }

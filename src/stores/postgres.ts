@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Batcher, batchOptions, type BatchOptions } from './batch';
-import { checkTimeout, StoreTimeoutError, withTimeout } from './timeout';
+import { batchDeadline, checkTimeout, withTimeout } from './timeout';
 import type {
   CallbackStore,
   ClaimOptions,
@@ -286,15 +286,16 @@ export class PostgresStore implements CallbackStore, PaymentStateStore, InboxSto
     const batch: BatchOptions | null = batchOptions('PostgresStore', options.batch, { maxSize: 100, maxInFlight: 4 });
     // Each batched operation keeps its own operationTimeoutMs through the batcher's deadline: one
     // timer per batch, not one per operation. A claim that lands after its time is released.
-    const timeout = (item: { operation: string }) => new StoreTimeoutError('PostgresStore', item.operation, this.operationTimeoutMs);
+    const timeoutMs = this.operationTimeoutMs;
     this.claims =
       batch &&
-      new Batcher((items) => this.claimBatch(items), batch, {
-        timeoutMs: this.operationTimeoutMs,
-        error: () => timeout({ operation: 'claim' }),
-        onLate: (item, row) => this.releaseLate(item, row),
-      });
-    this.completions = batch && new Batcher<CompleteItem, void>((items) => this.completeBatch(items), batch, { timeoutMs: this.operationTimeoutMs, error: timeout });
+      new Batcher(
+        (items) => this.claimBatch(items),
+        batch,
+        batchDeadline<ClaimItem, ClaimRow>('PostgresStore', timeoutMs, () => 'claim', (item, row) => this.releaseLate(item, row)),
+      );
+    this.completions =
+      batch && new Batcher((items) => this.completeBatch(items), batch, batchDeadline<CompleteItem, void>('PostgresStore', timeoutMs, (item) => item.operation));
 
     const t = this.tableName;
     const st = qualified(table, options.schema, '_states');

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Batcher, batchOptions, type BatchOptions } from './batch';
-import { checkTimeout, StoreTimeoutError, withTimeout } from './timeout';
+import { batchDeadline, checkTimeout, withTimeout } from './timeout';
 import type {
   CallbackStore,
   ClaimOptions,
@@ -387,11 +387,8 @@ export class RedisStore implements CallbackStore, PaymentStateStore, InboxStore 
     const batched = batch !== null && !this.cluster;
     // Each batched operation keeps its own operationTimeoutMs through the batcher's deadline: one
     // timer per batch, not one per operation. A claim that lands after its time gives its key back.
-    const deadline = <I, O>(operation: (item: I) => string, onLate?: (item: I, result: O) => void) => ({
-      timeoutMs: this.operationTimeoutMs,
-      error: (item: I) => new StoreTimeoutError('RedisStore', operation(item), this.operationTimeoutMs),
-      onLate,
-    });
+    const deadline = <I, O>(operation: (item: I) => string, onLate?: (item: I, result: O) => void) =>
+      batchDeadline('RedisStore', this.operationTimeoutMs, operation, onLate);
     this.claims = batched
       ? new Batcher(
           (items) => this.claimBatch(items),

@@ -1,3 +1,5 @@
+import type { BatchDeadline } from './batch';
+
 /** Raised when a store operation does not settle within its `operationTimeoutMs`. */
 export class StoreTimeoutError extends Error {
   override readonly name = 'StoreTimeoutError';
@@ -44,6 +46,20 @@ export function withTimeout<T>(
       },
     );
   });
+}
+
+/**
+ * The deadline a store gives its batcher: each batched operation fails with a
+ * {@link StoreTimeoutError} naming it after `timeoutMs`, as an unbatched one does through
+ * {@link withTimeout}; `onLate` gets what lands after that.
+ */
+export function batchDeadline<I, O>(
+  store: string,
+  timeoutMs: number,
+  operation: (item: I) => string,
+  onLate?: (item: I, result: O) => void,
+): BatchDeadline<I, O> {
+  return { timeoutMs, error: (item) => new StoreTimeoutError(store, operation(item), timeoutMs), onLate };
 }
 
 /** Validates an `operationTimeoutMs` option (`0` disables the limit). */

@@ -203,8 +203,7 @@ describe('Batcher deadline', () => {
   it('resolves the items still waiting in a batch even when onLate throws for one that timed out', async () => {
     const { run, batches } = controlledRunner();
     const batcher = new Batcher(run, { maxSize: 10, maxInFlight: 1 }, {
-      timeoutMs: 200,
-      error: (item: number) => new Error(`item ${item} timed out`),
+      ...deadline(200),
       onLate: () => {
         throw new Error('hook failed');
       },
